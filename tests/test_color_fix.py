@@ -1,0 +1,124 @@
+"""Colour fix (SPEC §7): the math, then the ComfyUI-IMAGE wrapper's handling of real inputs."""
+import pytest
+import torch
+
+from timeaware_sr.samplers.color_fix import (
+    adain_color_fix,
+    color_fix_images,
+    wavelet_color_fix,
+    wavelet_decomposition,
+)
+
+
+def photo_like(b=2, c=3, h=48, w=40, seed=0):
+    """Smooth colour field plus texture, in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.linspace(0, 1, h)[:, None]
+    x = torch.linspace(0, 1, w)[None, :]
+    base = torch.stack([0.3 + 0.4 * x * y, (0.5 + 0.2 * torch.sin(6 * x)).expand(h, w), 0.4 + 0.3 * y.expand(h, w)])[:c]
+    return (base + 0.1 * torch.rand(b, c, h, w, generator=g)).clamp(0, 1)
+
+
+def test_wavelet_decomposition_high_plus_low_is_the_input():
+    x = photo_like()
+    high, low = wavelet_decomposition(x)
+    torch.testing.assert_close(high + low, x, atol=1e-6, rtol=0)  # telescoping sum, fp32 rounding
+
+
+def test_wavelet_fix_of_an_image_against_itself_is_identity():
+    x = photo_like()
+    assert (wavelet_color_fix(x, x) - x).abs().max() <= 1e-5
+
+
+def test_wavelet_fix_removes_a_global_colour_cast_and_keeps_detail():
+    reference = photo_like(seed=1)
+    cast = reference + torch.tensor([0.08, -0.05, 0.03])[:, None, None]
+    # A constant offset has no high frequencies, so the fix restores the reference exactly.
+    assert (wavelet_color_fix(cast, reference) - reference).abs().max() <= 1e-5
+
+
+def test_wavelet_fix_keeps_content_high_frequencies():
+    reference = photo_like(h=96, w=96, seed=2)
+    checker = ((torch.arange(96)[:, None] + torch.arange(96)[None, :]) % 2).float() * 0.2
+    out = wavelet_color_fix(reference + checker, reference)
+    # out - reference = high(checker): the first blur level removes the Nyquist pattern, leaving its
+    # mean 0.1. Replicate padding disturbs up to 1+2+4+8+16 = 31 px from the border: compare inside.
+    inside = (..., slice(32, -32), slice(32, -32))
+    torch.testing.assert_close((out - reference)[inside], (checker - 0.1)[32:-32, 32:-32].expand(2, 3, -1, -1),
+                               atol=1e-5, rtol=0)
+
+
+def test_adain_output_channel_stats_equal_the_reference():
+    content = photo_like(seed=3) * 0.5 + 0.4
+    reference = photo_like(seed=4)
+    out = adain_color_fix(content, reference, eps=0.0)  # eps only guards flat images; 0 makes it exact
+    torch.testing.assert_close(out.mean(dim=(2, 3)), reference.mean(dim=(2, 3)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(dim=(2, 3)), reference.std(dim=(2, 3)), atol=0, rtol=1e-5)
+
+
+def test_adain_of_a_flat_image_stays_finite():
+    out = adain_color_fix(torch.full((1, 3, 8, 8), 0.5), photo_like(b=1))
+    assert torch.isfinite(out).all()
+
+
+def as_image(x):
+    return x.movedim(1, -1)
+
+
+def test_reference_of_another_size_is_resized_and_output_keeps_image_size():
+    image = as_image(photo_like(b=1, h=64, w=48))
+    reference = as_image(photo_like(b=1, h=16, w=12))
+    out = color_fix_images(image, reference, "wavelet")
+    assert out.shape == image.shape
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_one_reference_serves_a_whole_batch_and_matching_batches_pair_up():
+    image = as_image(photo_like(b=3, seed=5))
+    ref1 = as_image(photo_like(b=1, seed=6))
+    out = color_fix_images(image, ref1, "adain")
+    for i in range(3):
+        torch.testing.assert_close(out[i:i + 1], color_fix_images(image[i:i + 1], ref1, "adain"))
+    ref3 = as_image(photo_like(b=3, seed=7))
+    out3 = color_fix_images(image, ref3, "adain")
+    torch.testing.assert_close(out3[2:3], color_fix_images(image[2:3], ref3[2:3], "adain"))
+
+
+def test_alpha_is_passed_through_untouched():
+    rgb = as_image(photo_like(b=1))
+    alpha = torch.rand(1, 48, 40, 1)
+    out = color_fix_images(torch.cat([rgb, alpha], -1), as_image(photo_like(b=1, seed=9)))
+    assert out.shape[-1] == 4
+    assert torch.equal(out[..., 3:], alpha)
+
+
+def test_grayscale_image_with_rgb_reference_and_rgb_image_with_gray_reference():
+    gray = as_image(photo_like(b=1, c=1))
+    rgb = as_image(photo_like(b=1, seed=10)) * 0.5 + 0.25  # away from 0 and 1: no clamping
+    assert color_fix_images(gray, rgb).shape == gray.shape
+    out = color_fix_images(rgb, gray * 0.5 + 0.25)
+    assert out.shape == rgb.shape
+    # A gray reference gives every channel the same low frequencies: out - high(image) is gray.
+    low = out.movedim(-1, 1) - wavelet_decomposition(rgb.movedim(-1, 1))[0]
+    assert (low[:, 0] - low[:, 1]).abs().max() < 1e-5
+    assert (low[:, 0] - low[:, 2]).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize(
+    "image, reference, message",
+    [
+        (torch.zeros(0, 8, 8, 3), torch.rand(1, 8, 8, 3), "image is empty"),
+        (torch.rand(1, 8, 8, 3), torch.zeros(1, 0, 8, 3), "reference is empty"),
+        (torch.rand(2, 8, 8, 3), torch.rand(3, 8, 8, 3), "reference batch size 3 must be 1 or equal the image batch size 2"),
+        (torch.full((1, 8, 8, 3), float("nan")), torch.rand(1, 8, 8, 3), "image contains NaN"),
+        (torch.rand(1, 8, 8, 5), torch.rand(1, 8, 8, 3), "image has 5 channels"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(image, reference, message):
+    with pytest.raises(ValueError, match=message):
+        color_fix_images(image, reference)
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="method must be one of"):
+        color_fix_images(torch.rand(1, 8, 8, 3), torch.rand(1, 8, 8, 3), "histogram")
