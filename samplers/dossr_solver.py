@@ -1,0 +1,91 @@
+"""DoSSR domain-shift SDE solvers, orders 1-3 (SPEC §3), in ComfyUI's VE sigma space.
+
+With B = 1 - eta, lambda = sigma / B and r = lambda_{j-1} / lambda_j, one step j -> j-1 is
+
+    x_{j-1} = (B_{j-1}/B_j) r^2 x_j + (eta_{j-1} - (B_{j-1}/B_j) r^2 eta_j) xhat0 + B_{j-1} (1 - r^2) x0_j
+              - [order>=2] B_{j-1} (lambda_{j-1} - lambda_j)^2 / lambda_j D1
+              + [order 3]  B_{j-1} ((lambda_j - 3 lambda_{j-1})(lambda_j - lambda_{j-1})/2 - lambda_{j-1}^2 ln r) D2
+              + sigma_{j-1} sqrt(1 - r^2) z
+
+the official VP update divided by alpha_{j-1}. Near t1, B ~ 1e-6 and lambda ~ 1e6, so every
+coefficient is formed in float64 and the update is a weighted sum of tensors with those weights.
+"""
+import math
+
+import torch
+from tqdm.auto import trange
+
+from comfy.k_diffusion.sampling import default_noise_sampler
+
+from .dossr_schedule import DEFAULT_T1, etas_at_sigmas
+
+
+def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
+                 order=3, t1=DEFAULT_T1, x_hat0=None, etas=None):
+    """DoSSR (Cui et al., NeurIPS 2024): DoS-SDE solver from the noised LR latent; x_hat0 = LR latent."""
+    if order not in (1, 2, 3):
+        raise ValueError(f"DoSSR order must be 1, 2 or 3, got {order}")
+    extra_args = {} if extra_args is None else extra_args
+    x_hat0 = lr_latent(model, x) if x_hat0 is None else x_hat0
+    if etas is None:
+        etas = etas_at_sigmas(model.inner_model.model_patcher.get_model_object("model_sampling"), sigmas, t1)
+    noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed")) if noise_sampler is None else noise_sampler
+    s_in = x.new_ones([x.shape[0]])
+    sigma = sigmas.double().cpu().tolist()
+    eta = etas.double().cpu().tolist()
+    lam = [s / (1 - e) for s, e in zip(sigma, eta)]
+
+    x0_history = []  # newest first: x0_j, x0_{j+1}, x0_{j+2}
+    for i in trange(len(sigmas) - 1, disable=disable):
+        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
+        x0_history = [denoised] + x0_history[:2]
+        w_x, w_hat, w_x0s, w_noise = dos_step_weights(sigma, eta, lam, i, min(order, len(x0_history)))
+        update = w_x * x + w_hat * x_hat0
+        for w, x0 in zip(w_x0s, x0_history):
+            update = update + w * x0
+        if w_noise > 0:
+            update = update + w_noise * noise_sampler(sigmas[i], sigmas[i + 1])
+        x = update.to(x.dtype)
+    return x
+
+
+def dos_step_weights(sigma, eta, lam, i, order):
+    """float64 weights of x_j, xhat0, (x0_j, x0_{j+1}, x0_{j+2}) and z for the step i -> i+1."""
+    b_now, b_next = 1 - eta[i], 1 - eta[i + 1]
+    l_now, l_next = lam[i], lam[i + 1]
+    r = l_next / l_now
+    w_x = b_next / b_now * r * r
+    w_hat = eta[i + 1] - w_x * eta[i]
+    w_x0 = [b_next * (1 - r * r), 0.0, 0.0]
+    if order >= 2:  # D1 = (x0_j - x0_{j+1}) / (lambda_j - lambda_{j+1})
+        c1 = -b_next * (l_next - l_now) ** 2 / l_now / (l_now - lam[i - 1])
+        w_x0[0] += c1
+        w_x0[1] -= c1
+    if order == 3:  # D2 = 2 (D1_j - D1_{j+1}) / (lambda_j - lambda_{j+2})
+        log_term = l_next**2 * math.log(r) if r > 0 else 0.0  # lambda^2 ln(lambda) -> 0 as sigma -> 0
+        c2 = b_next * ((l_now - 3 * l_next) * (l_now - l_next) / 2 - log_term) * 2 / (l_now - lam[i - 2])
+        a, b = 1 / (l_now - lam[i - 1]), 1 / (lam[i - 1] - lam[i - 2])
+        w_x0[0] += c2 * a
+        w_x0[1] -= c2 * (a + b)
+        w_x0[2] += c2 * b
+    w_noise = sigma[i + 1] * math.sqrt(max(1 - r * r, 0.0))
+    return w_x, w_hat, w_x0[:order], w_noise
+
+
+def lr_latent(model, x):
+    """The LR latent DoSSR shifts from: the sampler's input latent, already process_latent_in-scaled."""
+    latent = getattr(model, "latent_image", None)
+    if latent is None or not torch.count_nonzero(latent):
+        raise ValueError(
+            "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
+            "low-resolution image); it got an empty latent"
+        )
+    expected = model.inner_model.inner_model.latent_format.latent_channels
+    if latent.shape[1] != expected:
+        raise ValueError(
+            f"the LR latent has {latent.shape[1]} channels but this model's latents have {expected}: "
+            f"encode the LR image with the VAE that belongs to this model"
+        )
+    return latent
