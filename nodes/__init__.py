@@ -1,13 +1,18 @@
 """Thin ComfyUI nodes; the math they call lives in samplers/ and model_patches/."""
 from comfy_api.v0_0_2 import ComfyExtension, io
 
+from . import ksampler_lists
 from .color_fix import ColorFix
+from .dossr_sampling import DoSSRSampler, DoSSRScheduler
 
 NODE_LIST: list[type[io.ComfyNode]] = [
     ColorFix,
+    DoSSRScheduler,
+    DoSSRSampler,
 ]
 
 
 class TimeAwareSRExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        ksampler_lists.register()
         return NODE_LIST

@@ -1,0 +1,65 @@
+from comfy_api.v0_0_2 import io
+
+from .color_fix import CATEGORY
+
+T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
+              "models were trained with 500; keep it unless you trained your own.")
+
+
+class DoSSRScheduler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TimeAwareSR_DoSSRScheduler",
+            display_name="DoSSR Scheduler",
+            category=f"{CATEGORY}/sampling",
+            description="DoSSR's timesteps: evenly spaced from t1-1 down to 0 (5 steps: 499, 399, 299, 200, 100, 0), "
+            "as the model's own sigmas. Sampling starts from the noised LR latent, so few steps are needed. "
+            "The last sigma is sigma(t=0), not 0: DoSSR's result is the state at t=0.",
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model whose noise levels are used."),
+                io.Int.Input("steps", default=5, min=1, max=999,
+                             tooltip="Model calls. 5 is DoSSR's default; 1 works with the one-step model; more steps add detail slowly."),
+                io.Int.Input("t1", default=500, min=2, max=1000, tooltip=T1_TOOLTIP),
+            ],
+            outputs=[io.Sigmas.Output()],
+        )
+
+    @classmethod
+    def validate_inputs(cls, steps, t1) -> bool | str:
+        if not 1 <= steps < t1:
+            return f"steps must be at least 1 and below t1 ({t1}), got {steps}"
+        return True
+
+    @classmethod
+    def execute(cls, model, steps, t1) -> io.NodeOutput:
+        from ..samplers.dossr_schedule import dossr_sigmas
+
+        return io.NodeOutput(dossr_sigmas(model.get_model_object("model_sampling"), steps, t1))
+
+
+class DoSSRSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TimeAwareSR_DoSSRSampler",
+            display_name="DoSSR Sampler",
+            category=f"{CATEGORY}/sampling",
+            description="DoSSR's domain-shift SDE solver. Starts from the input latent (the VAE-encoded, upscaled LR "
+            "image) plus noise at t1 and shifts it toward the high-resolution image. Use with the DoSSR Scheduler.",
+            inputs=[
+                io.Int.Input("order", default=3, min=1, max=3,
+                             tooltip="Solver order. 3 (default) gives the sharpest result in 5 steps; 1 is the plain "
+                             "stochastic step. The first steps always run at lower order."),
+                io.Int.Input("t1", default=500, min=2, max=1000, tooltip=T1_TOOLTIP),
+            ],
+            outputs=[io.Sampler.Output()],
+        )
+
+    @classmethod
+    def execute(cls, order, t1) -> io.NodeOutput:
+        import comfy.samplers
+
+        from ..samplers.dossr_solver import sample_dossr
+
+        return io.NodeOutput(comfy.samplers.KSAMPLER(sample_dossr, extra_options={"order": order, "t1": t1}))
