@@ -3,12 +3,14 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 
 from . import ksampler_lists
 from .color_fix import ColorFix
+from .dossr_loader import DoSSRCheckpointLoader
 from .dossr_sampling import DoSSRSampler, DoSSRScheduler
 
 NODE_LIST: list[type[io.ComfyNode]] = [
     ColorFix,
     DoSSRScheduler,
     DoSSRSampler,
+    DoSSRCheckpointLoader,
 ]
 
 

@@ -40,12 +40,13 @@ UNET_CONFIGS = {
                  transformer_depth_middle=10, context_dim=2048, use_linear_in_transformer=True,
                  adm_in_channels=2816, num_classes="sequential", num_heads=-1, num_head_channels=64),
 }
-# Tiny: same keys, narrow channels (GroupNorm needs multiples of 32). Context and ADM widths stay
-# real so ComfyUI's own conditioning (CLIP tokens, SDXL size embeddings) still fits.
+# Tiny: same keys, narrow channels (GroupNorm needs multiples of 32) and a 64-wide text context to
+# match the tiny text encoders. SDXL's ADM width stays real so its size embeddings still fit.
+TINY_CONTEXT = 64
 TINY_OVERRIDES = {
-    "sd15": dict(model_channels=32),
-    "sd21": dict(model_channels=32, num_head_channels=16),
-    "sdxl": dict(model_channels=32, num_head_channels=16),
+    "sd15": dict(model_channels=32, context_dim=TINY_CONTEXT),
+    "sd21": dict(model_channels=32, num_head_channels=16, context_dim=TINY_CONTEXT),
+    "sdxl": dict(model_channels=32, num_head_channels=16, context_dim=TINY_CONTEXT),
 }
 
 
@@ -115,3 +116,116 @@ def cached_checkpoint(name: str, make_state_dict, **params) -> pathlib.Path:
 def tiny_unet_checkpoint(arch: str, prediction: str = "eps", seed: int = 0) -> pathlib.Path:
     return cached_checkpoint(f"tiny_{arch}_{prediction}_unet", unet_state_dict, arch=arch, size="tiny",
                              prediction=prediction, seed=seed)
+
+
+# --- DoSSR (SPEC §3): a whole ControlLDM in one file --------------------------------------------
+
+VAE_CH = {"real": 128, "tiny": 32}
+OPENCLIP = {"real": dict(width=1024, layers=24, embed=1024), "tiny": dict(width=TINY_CONTEXT, layers=3, embed=TINY_CONTEXT)}
+RRDB = {"real": dict(nf=64, nb=23, gc=32), "tiny": dict(nf=8, nb=1, gc=32)}  # spandrel assumes gc = 32
+LDM_SCHEDULE_BUFFERS = ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
+                        "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
+                        "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
+                        "posterior_mean_coef1", "posterior_mean_coef2"]
+
+
+def vae_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+    """LDM AutoencoderKL (SD's f8 VAE), built with ComfyUI's own class."""
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3,
+                "ch": VAE_CH[size], "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+    vae = randomize_(AutoencoderKL(ddconfig=ddconfig, embed_dim=4), seed)
+    return {k: v.to(dtype) for k, v in vae.state_dict().items()}
+
+
+def _random(shape, g, dtype, scale=None):
+    fan_in = int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else 1
+    return (torch.randn(shape, generator=g) * (scale if scale is not None else fan_in ** -0.5)).to(dtype)
+
+
+def openclip_text_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+    """OpenCLIP text tower as SD 2.x stores it under cond_stage_model.model. (visual tower removed)."""
+    w, layers, embed = OPENCLIP[size]["width"], OPENCLIP[size]["layers"], OPENCLIP[size]["embed"]
+    g = torch.Generator().manual_seed(seed)
+    shapes = {"token_embedding.weight": (49408, w), "positional_embedding": (77, w), "ln_final.weight": (w,),
+              "ln_final.bias": (w,), "text_projection": (w, embed), "logit_scale": ()}
+    for i in range(layers):
+        b = f"transformer.resblocks.{i}."
+        shapes.update({b + "ln_1.weight": (w,), b + "ln_1.bias": (w,), b + "attn.in_proj_weight": (3 * w, w),
+                       b + "attn.in_proj_bias": (3 * w,), b + "attn.out_proj.weight": (w, w), b + "attn.out_proj.bias": (w,),
+                       b + "ln_2.weight": (w,), b + "ln_2.bias": (w,), b + "mlp.c_fc.weight": (4 * w, w),
+                       b + "mlp.c_fc.bias": (4 * w,), b + "mlp.c_proj.weight": (w, 4 * w), b + "mlp.c_proj.bias": (w,)})
+    sd = {}
+    for k, shape in shapes.items():
+        if k.endswith(("ln_1.weight", "ln_2.weight", "ln_final.weight")):
+            sd[k] = (1 + 0.1 * torch.randn(shape, generator=g)).to(dtype)
+        elif k == "logit_scale":
+            sd[k] = torch.tensor(4.6052, dtype=dtype)
+        elif len(shape) == 1:
+            sd[k] = _random(shape, g, dtype, 0.02)
+        else:
+            sd[k] = _random(shape, g, dtype, 0.02 if "embedding" in k else None)
+    return sd
+
+
+def rrdbnet_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+    """BasicSR RRDBNet x4 (DoSSR's esrgan.RRDBNet_arch): conv_first, body.N.rdbK.convM, conv_up1/2, conv_hr, conv_last."""
+    nf, nb, gc = RRDB[size]["nf"], RRDB[size]["nb"], RRDB[size]["gc"]
+    g = torch.Generator().manual_seed(seed)
+    convs = {"conv_first": (nf, 3)}
+    for i in range(nb):
+        for r in (1, 2, 3):
+            for m in range(1, 6):
+                convs[f"body.{i}.rdb{r}.conv{m}"] = (nf if m == 5 else gc, nf + (m - 1) * gc)
+    convs.update({"conv_body": (nf, nf), "conv_up1": (nf, nf), "conv_up2": (nf, nf), "conv_hr": (nf, nf), "conv_last": (3, nf)})
+    sd = {}
+    for name, (cout, cin) in convs.items():
+        scale = 0.1 * (cin * 9) ** -0.5 if ".rdb" in name else (cin * 9) ** -0.5
+        sd[name + ".weight"] = _random((cout, cin, 3, 3), g, dtype, scale)
+        sd[name + ".bias"] = torch.zeros(cout, dtype=dtype)
+    return sd
+
+
+def latent_controlnet_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+    """The DiffBIR/DoSSR ControlNet: ComfyUI's (= lllyasviel's) ControlNet keys with an 8-channel first conv
+    and no input_hint_block."""
+    from comfy.cldm.cldm import ControlNet
+    import comfy.ops
+
+    config = unet_config("sd21", size)
+    for key in ("out_channels", "transformer_depth_output", "use_temporal_resblock", "use_temporal_attention"):
+        config.pop(key)
+    config["in_channels"] = 8
+    net = randomize_(ControlNet(hint_channels=4, **config, operations=comfy.ops.disable_weight_init), seed)
+    return {k: v.to(dtype) for k, v in net.state_dict().items() if not k.startswith("input_hint_block.")}
+
+
+def dossr_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+    """dossr_default.ckpt's layout: every official prefix, plus the LDM schedule buffers."""
+    sd = {k: v.to(dtype) for k, v in unet_state_dict("sd21", size, "eps", seed, dtype=dtype).items()}
+    parts = {
+        "first_stage_model.": vae_state_dict(size, seed + 1, dtype),
+        "cond_stage_model.model.": openclip_text_state_dict(size, seed + 2, dtype),
+        "control_model.": latent_controlnet_state_dict(size, seed + 3, dtype),
+        "preprocess_model.": rrdbnet_state_dict(size, seed + 4, dtype),
+    }
+    cond_encoder = vae_state_dict(size, seed + 5, dtype)  # its own weights, not the VAE's
+    parts["cond_encoder."] = {k: v for k, v in cond_encoder.items() if k.startswith(("encoder.", "quant_conv."))}
+    for prefix, weights in parts.items():
+        sd.update({prefix + k: v for k, v in weights.items()})
+    for name in LDM_SCHEDULE_BUFFERS:
+        sd[name] = torch.linspace(0.001, 0.999, 1000, dtype=torch.float32)
+    return sd
+
+
+def write_torch_checkpoint(path, sd: dict, wrap: str = "state_dict"):
+    """As the official training code saves it: torch.save of {'state_dict': ...}, or 'module.'-prefixed."""
+    if wrap == "module":
+        sd = {"module." + k: v for k, v in sd.items()}
+    torch.save({"state_dict": sd} if wrap == "state_dict" else sd, str(path))
+    return path
+
+
+def tiny_dossr_checkpoint(seed: int = 0) -> pathlib.Path:
+    return cached_checkpoint(f"tiny_dossr_{seed}", dossr_state_dict, size="tiny", seed=seed)

@@ -30,7 +30,7 @@ def _import_pack(name: str = "timeaware_sr"):
     return module
 
 
-_import_pack()
+_import_pack().register_model_folders()  # as comfy_entrypoint does before ComfyUI reads the schemas
 _server = None
 
 

@@ -35,6 +35,8 @@ def test_model_folders_are_added_without_overwriting_user_folders(tmp_path):
     saved = dict(folder_paths.folder_names_and_paths)
     try:
         user_dir = str(tmp_path / "my_dossr")
+        for name in timeaware_sr.MODEL_FOLDERS:  # as at ComfyUI start-up, before the pack loads
+            folder_paths.folder_names_and_paths.pop(name, None)
         folder_paths.add_model_folder_path("dossr", user_dir)  # what extra_model_paths.yaml does
         timeaware_sr.register_model_folders()
         timeaware_sr.register_model_folders()  # idempotent

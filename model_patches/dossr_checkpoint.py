@@ -1,0 +1,65 @@
+"""DoSSR checkpoints (`dossr_default.ckpt`, `dossr_onestep.ckpt`; SPEC §3) -> ComfyUI objects.
+
+One file holds the whole ControlLDM: SD 2.1-base UNet (eps), VAE, OpenCLIP-H text encoder, the
+latent-concat ControlNet, its own condition encoder (a separate copy of the VAE encoder) and the
+RRDBNet ESRGAN preprocessor. Schedule buffers (betas, alphas_cumprod, ...) are ignored.
+"""
+import os
+from typing import NamedTuple
+
+from .checkpoint_io import CheckpointError, describe, read_checkpoint, with_prefix
+from .latent_hint_controlnet import build_latent_hint_controlnet, encoder_only
+from .sd_components import build_sd2_text_encoder, build_unet, build_upscale_model, build_vae
+
+COMPONENTS = {  # name -> checkpoint prefix
+    "UNet": "model.diffusion_model.",
+    "VAE": "first_stage_model.",
+    "text encoder": "cond_stage_model.model.",
+    "ControlNet": "control_model.",
+    "condition encoder": "cond_encoder.",
+    "ESRGAN preprocessor": "preprocess_model.",
+}
+DOSSR_ONLY = ("ControlNet", "condition encoder", "ESRGAN preprocessor")
+
+
+class DoSSRComponents(NamedTuple):
+    model: object  # ModelPatcher
+    clip: object
+    vae: object
+    control_net: object
+    upscale_model: object
+
+
+def split_dossr_state_dict(sd: dict, name: str = "checkpoint") -> dict:
+    """{component: its weights} for a DoSSR state dict, or a clear error saying what is wrong."""
+    parts = {component: with_prefix(sd, prefix) for component, prefix in COMPONENTS.items()}
+    if not any(parts[c] for c in DOSSR_ONLY):
+        raise CheckpointError(
+            f"{name} is not a DoSSR checkpoint: {describe(sd)}. A DoSSR checkpoint holds a whole ControlLDM, "
+            f"with keys under {', '.join(COMPONENTS.values())}"
+        )
+    missing = [c for c, weights in parts.items() if not weights]
+    if missing:
+        raise CheckpointError(
+            f"{name} is missing the DoSSR {', '.join(missing)} (no keys under "
+            f"{', '.join(COMPONENTS[c] for c in missing)}); it may be truncated or a partial export"
+        )
+    return parts
+
+
+def load_dossr(path: str) -> DoSSRComponents:
+    import comfy.model_base
+
+    name = os.path.basename(path)
+    parts = split_dossr_state_dict(read_checkpoint(path), name)
+    try:
+        model = build_unet(parts["UNet"], model_type=comfy.model_base.ModelType.EPS)  # SD 2.1-base: eps
+        vae = build_vae(parts["VAE"])
+        decoder = {k: v for k, v in parts["VAE"].items() if k.startswith(("decoder.", "post_quant_conv."))}
+        hint_encoder = encoder_only(build_vae({**decoder, **parts["condition encoder"]}, "condition encoder"))
+        control_net = build_latent_hint_controlnet(parts["ControlNet"], hint_encoder, model.model.model_config)
+        clip = build_sd2_text_encoder(parts["text encoder"])
+        upscale_model = build_upscale_model(parts["ESRGAN preprocessor"])
+    except CheckpointError as e:
+        raise CheckpointError(f"{name}: {e}") from None
+    return DoSSRComponents(model, clip, vae, control_net, upscale_model)

@@ -1,0 +1,46 @@
+import folder_paths
+from comfy_api.v0_0_2 import io
+
+from .color_fix import CATEGORY
+
+FOLDER = "dossr"
+
+
+class DoSSRCheckpointLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TimeAwareSR_DoSSRCheckpointLoader",
+            display_name="Load DoSSR Checkpoint",
+            category=f"{CATEGORY}/loaders",
+            description="Loads an official DoSSR checkpoint (dossr_default.ckpt or dossr_onestep.ckpt, from "
+            "models/dossr/) and splits it into the parts a DoSSR graph needs: the SD 2.1 model, its text encoder "
+            "and VAE, the DoSSR ControlNet (it encodes its hint image with its own encoder, so any VAE may be "
+            "wired to the apply node), and the ESRGAN preprocessor as an upscale model.",
+            inputs=[
+                io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list(FOLDER),
+                               tooltip="DoSSR checkpoint in models/dossr/ (.ckpt, .pth or .safetensors)."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="MODEL"),
+                io.Clip.Output(display_name="CLIP"),
+                io.Vae.Output(display_name="VAE"),
+                io.ControlNet.Output(display_name="CONTROL_NET"),
+                io.UpscaleModel.Output(display_name="ESRGAN"),
+            ],
+        )
+
+    @classmethod
+    def validate_inputs(cls, ckpt_name) -> bool | str:
+        names = folder_paths.get_filename_list(FOLDER)
+        if ckpt_name not in names:
+            where = ", ".join(folder_paths.get_folder_paths(FOLDER))
+            return f"ckpt_name {ckpt_name!r} is not in {where}" + ("" if names else " (the folder is empty: put "
+                                                                    "dossr_default.ckpt there)")
+        return True
+
+    @classmethod
+    def execute(cls, ckpt_name) -> io.NodeOutput:
+        from ..model_patches.dossr_checkpoint import load_dossr
+
+        return io.NodeOutput(*load_dossr(folder_paths.get_full_path_or_raise(FOLDER, ckpt_name)))
