@@ -83,3 +83,15 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if "comfy" in item.fixturenames or "comfy_server" in item.fixturenames:
             item.add_marker(pytest.mark.live)
+
+
+@pytest.fixture(scope="session")
+def shipped_models(test_model_dirs):
+    """Tiny random-weight stand-ins, in the official formats, for every model file the shipped
+    workflows name."""
+    import ckpt_factory
+
+    target = test_model_dirs["dossr"] / "dossr_default.ckpt"
+    if not target.exists():
+        ckpt_factory.write_torch_checkpoint(target, ckpt_factory.dossr_state_dict("tiny"))
+    return test_model_dirs

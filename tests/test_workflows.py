@@ -27,7 +27,7 @@ def test_there_are_shipped_workflows():
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
-def test_shipped_workflow_runs_on_the_live_server(comfy, workflow):
+def test_shipped_workflow_runs_on_the_live_server(comfy, shipped_models, workflow):
     shutil.copy(SAMPLE, comfy.input_dir / SAMPLE.name)
     wf = comfy_live.load_workflow(workflow)
     overrides = {(n["id"], "image"): SAMPLE.name for n in wf["nodes"] if n["type"] == "LoadImage"}

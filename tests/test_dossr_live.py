@@ -1,0 +1,141 @@
+"""DoSSR nodes and KSampler entries inside a real ComfyUI server, with a tiny DoSSR-layout checkpoint."""
+import io
+import shutil
+
+import numpy as np
+import pytest
+import safetensors.torch
+import torch
+from PIL import Image
+
+import comfy_live
+from comfy_live import ExecutionFailed, PromptRejected
+
+SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
+
+
+@pytest.fixture(scope="module")
+def lr_image(comfy, shipped_models):
+    shutil.copy(SAMPLE, comfy.input_dir / SAMPLE.name)
+    return SAMPLE.name
+
+
+def lr_latent_graph(image):
+    """Loader, LR image -> ESRGAN x4 -> VAE encode, and the two prompts."""
+    return {
+        "1": {"class_type": "TimeAwareSR_DoSSRCheckpointLoader", "inputs": {"ckpt_name": "dossr_default.ckpt"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "3": {"class_type": "ImageUpscaleWithModel", "inputs": {"upscale_model": ["1", 4], "image": ["2", 0]}},
+        "5": {"class_type": "VAEEncode", "inputs": {"pixels": ["3", 0], "vae": ["1", 2]}},
+        "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "clean, high-resolution, 8k", "clip": ["1", 1]}},
+        "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["1", 1]}},
+    }
+
+
+def ksampler_prompt(image, sampler="dossr", scheduler="dossr", steps=5, latent=("5", 0)):
+    p = lr_latent_graph(image)
+    p["8"] = {"class_type": "KSampler", "inputs": {
+        "model": ["1", 0], "seed": 7, "steps": steps, "cfg": 1.0, "sampler_name": sampler, "scheduler": scheduler,
+        "positive": ["6", 0], "negative": ["7", 0], "latent_image": list(latent), "denoise": 1.0}}
+    p["9"] = {"class_type": "VAEDecode", "inputs": {"samples": ["8", 0], "vae": ["1", 2]}}
+    p["10"] = {"class_type": "SaveImage", "inputs": {"images": ["9", 0], "filename_prefix": "dossr_ks"}}
+    return p
+
+
+def custom_prompt(image, order=3, steps=5, t1=500, latent=("5", 0)):
+    p = lr_latent_graph(image)
+    p.update({
+        "8": {"class_type": "ControlNetApplyAdvanced", "inputs": {
+            "positive": ["6", 0], "negative": ["7", 0], "control_net": ["1", 3], "image": ["3", 0],
+            "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0}},
+        "9": {"class_type": "CFGGuider", "inputs": {"model": ["1", 0], "positive": ["8", 0], "negative": ["8", 1], "cfg": 1.0}},
+        "10": {"class_type": "TimeAwareSR_DoSSRScheduler", "inputs": {"model": ["1", 0], "steps": steps, "t1": t1}},
+        "11": {"class_type": "TimeAwareSR_DoSSRSampler", "inputs": {"order": order, "t1": t1}},
+        "12": {"class_type": "RandomNoise", "inputs": {"noise_seed": 3}},
+        "13": {"class_type": "SamplerCustomAdvanced", "inputs": {
+            "noise": ["12", 0], "guider": ["9", 0], "sampler": ["11", 0], "sigmas": ["10", 0], "latent_image": list(latent)}},
+        "14": {"class_type": "VAEDecode", "inputs": {"samples": ["13", 0], "vae": ["1", 2]}},
+        "15": {"class_type": "SaveImage", "inputs": {"images": ["14", 0], "filename_prefix": "dossr_custom"}},
+    })
+    return p
+
+
+def saved_image(comfy, outputs, node_id):
+    [im] = outputs[node_id]["images"]
+    return np.asarray(Image.open(io.BytesIO(comfy.fetch_image_bytes(im)))).astype(np.float32) / 255
+
+
+def test_dossr_is_in_ksamplers_sampler_and_scheduler_lists(comfy):
+    ks = comfy.object_info()["KSampler"]["input"]["required"]
+    sampler_options, scheduler_options = ks["sampler_name"][0], ks["scheduler"][0]
+    assert sampler_options.count("dossr") == 1 and scheduler_options.count("dossr") == 1
+    assert "euler" in sampler_options and "karras" in scheduler_options  # appended, nothing replaced
+
+
+def test_ksampler_runs_dossr_from_its_dropdowns(comfy, lr_image):
+    out = saved_image(comfy, comfy.run(ksampler_prompt(lr_image)), "10")
+    assert out.shape == (256, 384, 3) and np.isfinite(out).all()
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_dossr_sampler_and_scheduler_nodes_run_with_the_controlnet(comfy, lr_image, order):
+    out = saved_image(comfy, comfy.run(custom_prompt(lr_image, order=order)), "15")
+    assert out.shape == (256, 384, 3) and out.std() > 0
+
+
+def test_same_seed_same_result_and_orders_differ(comfy, lr_image):
+    a = saved_image(comfy, comfy.run(custom_prompt(lr_image, order=3, steps=4)), "15")
+    b = saved_image(comfy, comfy.run(custom_prompt(lr_image, order=3, steps=4)), "15")
+    c = saved_image(comfy, comfy.run(custom_prompt(lr_image, order=1, steps=4)), "15")
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_an_empty_latent_is_refused_with_a_clear_message(comfy, lr_image):
+    p = custom_prompt(lr_image, latent=("20", 0))
+    p["20"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 384, "height": 256, "batch_size": 1}}
+    with pytest.raises(ExecutionFailed, match="needs the LR image's latent as its input latent"):
+        comfy.run(p)
+
+
+def test_a_latent_with_the_wrong_channel_count_is_refused(comfy, lr_image):
+    latent = torch.randn(1, 16, 32, 48)
+    safetensors.torch.save_file({"latent_tensor": latent, "latent_format_version_0": torch.tensor([])},
+                                str(comfy.input_dir / "sd3_like.latent"))
+    p = ksampler_prompt(lr_image, latent=("20", 0))
+    p["20"] = {"class_type": "LoadLatent", "inputs": {"latent": "sd3_like.latent"}}
+    with pytest.raises(ExecutionFailed, match="LR latent has 16 channels but this model's latents have 4"):
+        comfy.run(p)
+
+
+@pytest.mark.parametrize("change, names", [
+    ({"10": {"steps": 500}}, "steps must be at least 1 and below t1"),
+    ({"11": {"order": 4}}, "order"),
+    ({"10": {"t1": 1}}, "t1"),
+])
+def test_bad_parameters_are_rejected_before_running_and_named(comfy, lr_image, change, names):
+    p = custom_prompt(lr_image)
+    for node, values in change.items():
+        p[node]["inputs"].update(values)
+    with pytest.raises(PromptRejected) as err:
+        comfy.run(p)
+    assert names in err.value.messages()
+
+
+def test_a_missing_checkpoint_is_rejected_with_its_folder(comfy, lr_image):
+    p = custom_prompt(lr_image)
+    p["1"]["inputs"]["ckpt_name"] = "dossr_onestep.ckpt"
+    with pytest.raises(PromptRejected) as err:
+        comfy.run(p)
+    assert "dossr_onestep.ckpt" in err.value.messages() and "dossr" in err.value.messages()
+
+
+def test_a_wrong_file_in_the_dossr_folder_fails_saying_what_it_is(comfy, lr_image, shipped_models):
+    import ckpt_factory
+
+    sd = ckpt_factory.unet_state_dict("sd21", "tiny")
+    safetensors.torch.save_file(sd, str(shipped_models["dossr"] / "not_dossr.safetensors"))
+    p = custom_prompt(lr_image)
+    p["1"]["inputs"]["ckpt_name"] = "not_dossr.safetensors"
+    with pytest.raises(ExecutionFailed, match="not_dossr.safetensors is not a DoSSR checkpoint: it looks like a Stable Diffusion"):
+        comfy.run(p)
