@@ -11,3 +11,6 @@ demo: bootstrap
 
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: bootstrap
+	$(PY) tests/benchmarks/bench_dossr.py

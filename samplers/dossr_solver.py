@@ -20,6 +20,7 @@ from comfy.k_diffusion.sampling import default_noise_sampler
 from .dossr_schedule import DEFAULT_T1, etas_at_sigmas
 
 
+@torch.no_grad()
 def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
                  order=3, t1=DEFAULT_T1, x_hat0=None, etas=None):
     """DoSSR (Cui et al., NeurIPS 2024): DoS-SDE solver from the noised LR latent; x_hat0 = LR latent."""

@@ -132,3 +132,13 @@ def test_first_step_from_eta_near_one_is_finite(ms, dtype):
         out = sample_dossr(model, x, sigmas[:steps_done + 1], x_hat0=x_hat0, etas=etas_at_sigmas(ms, sigmas[:steps_done + 1]),
                            order=3, disable=True)
         assert out.dtype == dtype and torch.isfinite(out).all()
+
+
+def test_the_model_is_called_without_autograd(ms):
+    """Like k-diffusion's samplers: recording the UNet's graph would cost time and memory."""
+    seen = []
+    model = lambda x, sigma, **kw: (seen.append(torch.is_grad_enabled()), 0.5 * x)[1]  # noqa: E731
+    sigmas = dossr_sigmas(ms, 3)
+    x = torch.randn(1, 4, 8, 8, requires_grad=True)
+    sample_dossr(model, x, sigmas, x_hat0=x.detach(), etas=etas_at_sigmas(ms, sigmas), disable=True)
+    assert seen == [False, False, False]

@@ -1,0 +1,94 @@
+"""DoSSR sampling speed against ComfyUI's dpmpp_2m_sde at the same model calls (issue: ratio <= 1.02).
+
+    python tests/benchmarks/bench_dossr.py [--size real|tiny] [--latent 64] [--repeats 3] [--device cpu|cuda]
+
+Prints wall time per sampling run (5 model calls, CFG 1, same sigmas and seed) for both samplers,
+their ratio, and each sampler's own per-step overhead measured with a free (identity) model.
+"""
+import argparse
+import pathlib
+import statistics
+import sys
+import time
+
+import torch
+
+TESTS = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="real", choices=["real", "tiny"])
+    ap.add_argument("--latent", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    a = ap.parse_args()
+    import conftest  # noqa: F401  (ComfyUI on sys.path, the pack as timeaware_sr)
+    from types import SimpleNamespace
+    from comfy.cli_args import args as comfy_args
+    comfy_args.cpu = a.device == "cpu"
+    import comfy.k_diffusion.sampling as kds
+    import comfy.sample
+    import comfy.samplers
+    import ckpt_factory as cf
+    from timeaware_sr.model_patches.sd_components import build_unet
+    from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, etas_at_sigmas
+    from timeaware_sr.samplers.dossr_solver import sample_dossr
+
+    sd = cf.unet_state_dict("sd21", a.size, "eps")
+    model = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
+    del sd
+    ms = model.get_model_object("model_sampling")
+    sigmas = dossr_sigmas(ms, 5)
+    width = cf.unet_config("sd21", a.size)["context_dim"]
+    cond = [[torch.randn(1, 77, width), {}]]
+    lr = torch.randn(1, 4, a.latent, a.latent)
+    noise = torch.randn_like(lr)
+    samplers = {"dossr (order 3)": comfy.samplers.KSAMPLER(sample_dossr, {"order": 3}),
+                "dpmpp_2m_sde": comfy.samplers.sampler_object("dpmpp_2m_sde")}
+
+    def run(sampler):
+        start = time.perf_counter()
+        comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, cond, cond, lr, seed=1, disable_pbar=True)
+        if torch.cuda.is_available() and a.device != "cpu":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    for sampler in samplers.values():  # warm-up: model load, kernels
+        run(sampler)
+    times = {name: [] for name in samplers}
+    for _ in range(a.repeats):  # interleaved, so drift on a shared machine hits both
+        for name, sampler in samplers.items():
+            times[name].append(run(sampler))
+    print(f"SD2.1 UNet ({a.size}), latent {a.latent}x{a.latent}, 5 model calls, CFG 1, device {a.device}, "
+          f"torch threads {torch.get_num_threads()}")
+    med = {name: statistics.median(t) for name, t in times.items()}
+    for name, t in times.items():
+        print(f"  {name:18s} median {med[name]:.3f} s   runs {', '.join(f'{x:.3f}' for x in t)}")
+    print(f"  ratio dossr / dpmpp_2m_sde: {med['dossr (order 3)'] / med['dpmpp_2m_sde']:.3f}")
+
+    # Sampler-only overhead: the same loops around a model that costs nothing.
+    class FreeModel:  # costs nothing; exposes model_sampling where samplers look for it
+        inner_model = SimpleNamespace(model_patcher=SimpleNamespace(get_model_object=lambda name: ms))
+
+        def __call__(self, x, sigma, **kwargs):
+            return x
+
+    identity = FreeModel()
+    x = lr + sigmas[0] * noise
+    etas = etas_at_sigmas(ms, sigmas)
+    overhead = {}
+    for name, fn in {"dossr": lambda: sample_dossr(identity, x, sigmas, x_hat0=lr, etas=etas, disable=True),
+                     "dpmpp_2m_sde": lambda: kds.sample_dpmpp_2m_sde(identity, x, sigmas, disable=True)}.items():
+        fn()
+        start = time.perf_counter()
+        for _ in range(20):
+            fn()
+        overhead[name] = (time.perf_counter() - start) / 20 / 5 * 1e3
+    print("  sampler-only overhead per step: " + ", ".join(f"{n} {ms_:.2f} ms" for n, ms_ in overhead.items())
+          + f"  (model call: {med['dpmpp_2m_sde'] / 5 * 1e3:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()
