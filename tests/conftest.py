@@ -73,7 +73,18 @@ def pytest_runtest_makereport(item, call):
         report.sections.append(("ComfyUI server log (tail)", _server.log_tail()))
 
 
+_tables = []
+
+
+@pytest.fixture
+def report_table():
+    """Tests that measure something print their table at the end of the run, even when passing."""
+    return _tables.append
+
+
 def pytest_terminal_summary(terminalreporter):
+    for table in _tables:
+        terminalreporter.write_line(table)
     live = [r for r in terminalreporter.stats.get("passed", []) if "live" in r.keywords]
     failed = [r for r in terminalreporter.stats.get("failed", []) if "live" in r.keywords]
     terminalreporter.write_line(f"live ComfyUI server tests: {len(live)} passed, {len(failed)} failed (ComfyUI at {COMFY_DIR})")

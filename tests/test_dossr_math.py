@@ -106,12 +106,12 @@ def gaussian_run(ms, steps, order):
     return out.mean().item() - target_mean, out.std().item() - target_std
 
 
-def test_gaussian_case_approaches_the_exact_marginal_and_higher_orders_win(ms):
+def test_gaussian_case_approaches_the_exact_marginal_and_higher_orders_win(ms, report_table):
     table = {(n, o): gaussian_run(ms, n, o) for n in STEPS for o in (1, 2, 3)}
-    print("\nDoSSR on Gaussian HR data with the exact x0-predictor: sample mean / std minus the exact t=0 marginal's")
-    print("steps " + "".join(f"   order {o}: mean      std " for o in (1, 2, 3)))
-    for n in STEPS:
-        print(f"{n:5d} " + "".join(f"   {table[n, o][0]:+.1e}  {table[n, o][1]:+.1e}" for o in (1, 2, 3)))
+    lines = ["DoSSR on Gaussian HR data with the exact x0-predictor: sample mean / std minus the exact t=0 marginal's",
+             "steps " + "".join(f"   order {o}: mean      std " for o in (1, 2, 3))]
+    lines += [f"{n:5d} " + "".join(f"   {table[n, o][0]:+.1e}  {table[n, o][1]:+.1e}" for o in (1, 2, 3)) for n in STEPS]
+    report_table("\n".join(lines))
     mc = 3e-3  # Monte Carlo error of the mean (std 0.5, 5e5 samples: 7e-4) with margin
     assert all(abs(table[key][0]) < mc for key in table if key[0] >= 5)
     for order in (1, 2, 3):
