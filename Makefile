@@ -2,7 +2,7 @@
 # Both build .venv/ and .comfyui/ first (once). COMFYUI_DIR=/path/to/ComfyUI uses that ComfyUI.
 PY := .venv/bin/python
 
-.PHONY: bootstrap demo test bench
+.PHONY: bootstrap demo test bench train-starter dev-extras
 bootstrap:
 	@bash .ci/bootstrap.sh
 
@@ -12,5 +12,15 @@ demo: bootstrap
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: bootstrap
+# Not needed by demo or test: scikit-image's bundled photos (training data) and SSIM.
+dev-extras: bootstrap
+	$(PY) -m pip install -q scikit-image==0.26.0
+
+# Benchmarks print numbers (real SD2.1 size on CPU takes several minutes each).
+bench: dev-extras
 	$(PY) tests/benchmarks/bench_dossr.py
+	$(PY) tests/benchmarks/bench_tss.py
+	$(PY) tests/benchmarks/bench_starter_quality.py
+
+train-starter: dev-extras
+	$(PY) tests/train_starter_sr.py

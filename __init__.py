@@ -14,6 +14,8 @@ MODEL_FOLDERS = {
     "resshift": "ResShift / SinSR / TAD-SR networks and the VQGAN f4 autoencoder",
     "timeaware_sr": "the pack's own small starter SR model",
 }
+# Weights that ship inside the pack (the starter model) are found without any set-up.
+BUNDLED_WEIGHTS = {"timeaware_sr": os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_patches", "weights")}
 
 
 def register_model_folders():
@@ -28,6 +30,9 @@ def register_model_folders():
             extensions.update(folder_paths.supported_pt_extensions)
         else:
             folder_paths.folder_names_and_paths[name] = ([default], set(folder_paths.supported_pt_extensions))
+        bundled = BUNDLED_WEIGHTS.get(name)
+        if bundled and bundled not in folder_paths.folder_names_and_paths[name][0]:
+            folder_paths.folder_names_and_paths[name][0].append(bundled)
 
 
 async def comfy_entrypoint():

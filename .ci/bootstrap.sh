@@ -48,8 +48,9 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# A user's own ComfyUI (COMFYUI_DIR) is left as it is: tests and demo load the pack from a private folder.
 link="$COMFY/custom_nodes/ComfyUI-TimeAwareSR"
-if [ "$(readlink -f "$link" 2>/dev/null)" != "$here" ]; then
+if [ -z "${COMFYUI_DIR:-}" ] && [ "$(readlink -f "$link" 2>/dev/null)" != "$here" ]; then
   step "linking the pack into $link"
   rm -rf "$link"
   ln -s "$here" "$link"

@@ -5,12 +5,21 @@ from . import ksampler_lists
 from .color_fix import ColorFix
 from .dossr_loader import DoSSRCheckpointLoader
 from .dossr_sampling import DoSSRSampler, DoSSRScheduler
+from .starter_loader import StarterModelLoader
+from .sds_map import SDSVarianceMap
+from .tds_scheduler import TDSScheduler
+from .tss import TSSSampler, TSSSpatialTimestepPatch
 
 NODE_LIST: list[type[io.ComfyNode]] = [
     ColorFix,
     DoSSRScheduler,
     DoSSRSampler,
     DoSSRCheckpointLoader,
+    StarterModelLoader,
+    TDSScheduler,
+    SDSVarianceMap,
+    TSSSpatialTimestepPatch,
+    TSSSampler,
 ]
 
 

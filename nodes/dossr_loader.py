@@ -2,6 +2,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .color_fix import CATEGORY
+from .validation import model_file
 
 FOLDER = "dossr"
 
@@ -32,12 +33,7 @@ class DoSSRCheckpointLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, ckpt_name) -> bool | str:
-        names = folder_paths.get_filename_list(FOLDER)
-        if ckpt_name not in names:
-            where = ", ".join(folder_paths.get_folder_paths(FOLDER))
-            return f"ckpt_name {ckpt_name!r} is not in {where}" + ("" if names else " (the folder is empty: put "
-                                                                    "dossr_default.ckpt there)")
-        return True
+        return model_file("ckpt_name", FOLDER, ckpt_name, "download dossr_default.ckpt from the DoSSR release")
 
     @classmethod
     def execute(cls, ckpt_name) -> io.NodeOutput:

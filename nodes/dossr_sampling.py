@@ -21,6 +21,10 @@ class DoSSRScheduler(io.ComfyNode):
                 io.Int.Input("steps", default=5, min=1, max=999,
                              tooltip="Model calls. 5 is DoSSR's default; 1 works with the one-step model; more steps add detail slowly."),
                 io.Int.Input("t1", default=500, min=2, max=1000, tooltip=T1_TOOLTIP),
+                io.Boolean.Input("final_clean", default=False, optional=True,
+                                 tooltip="Off (DoSSR's released behaviour): the result is the state at t=0, with a trace "
+                                 "of noise that a latent VAE hides. On: the last step lands on the clean estimate; use it "
+                                 "for pixel-space models such as the starter model, where that noise shows as grain."),
             ],
             outputs=[io.Sigmas.Output()],
         )
@@ -32,10 +36,10 @@ class DoSSRScheduler(io.ComfyNode):
         return True
 
     @classmethod
-    def execute(cls, model, steps, t1) -> io.NodeOutput:
+    def execute(cls, model, steps, t1, final_clean=False) -> io.NodeOutput:
         from ..samplers.dossr_schedule import dossr_sigmas
 
-        return io.NodeOutput(dossr_sigmas(model.get_model_object("model_sampling"), steps, t1))
+        return io.NodeOutput(dossr_sigmas(model.get_model_object("model_sampling"), steps, t1, final_clean))
 
 
 class DoSSRSampler(io.ComfyNode):

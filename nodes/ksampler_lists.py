@@ -4,7 +4,10 @@ ComfyUI's KSampler nodes hold references to these lists, so entries are appended
 rebinding a list), once. Dropdown calls pass no options, so each function's defaults must work alone.
 """
 SAMPLERS = {"dossr": ("..samplers.dossr_solver", "sample_dossr")}  # order 3, t1 = 500
-SCHEDULERS = {"dossr": ("..samplers.dossr_schedule", "dossr_sigmas")}  # official spacing, t1 = 500
+SCHEDULERS = {
+    "dossr": ("..samplers.dossr_schedule", "dossr_sigmas"),  # official spacing, t1 = 500
+    "tds": ("..samplers.tds_schedule", "ksampler_tds"),  # a = 0.55 T, n = 2, full range
+}
 
 
 def register():

@@ -27,13 +27,17 @@ def spaced_timesteps(steps: int, t1: int = DEFAULT_T1) -> list[int]:
     return taken
 
 
-def dossr_sigmas(model_sampling, steps: int = DEFAULT_STEPS, t1: int = DEFAULT_T1) -> torch.Tensor:
+def dossr_sigmas(model_sampling, steps: int = DEFAULT_STEPS, t1: int = DEFAULT_T1, final_clean: bool = False) -> torch.Tensor:
     """The model's own sigmas at the spaced timesteps, descending. The last one is sigma(t=0) > 0:
-    DoSSR's output is the state at t = 0, not an extra x0 step."""
+    DoSSR's output is the state at t = 0, not an extra x0 step. final_clean replaces it with 0, so
+    the last step lands on the clean estimate (for pixel-space models, where that trace of noise shows)."""
     table = discrete_sigmas(model_sampling)
     if t1 > len(table):
         raise ValueError(f"t1={t1} exceeds the model's {len(table)} timesteps")
-    return table[list(reversed(spaced_timesteps(steps, t1)))].float().cpu()
+    sigmas = table[list(reversed(spaced_timesteps(steps, t1)))].float().cpu()
+    if final_clean:
+        sigmas[-1] = 0
+    return sigmas
 
 
 def discrete_sigmas(model_sampling) -> torch.Tensor:

@@ -109,7 +109,9 @@ class ComfyClient:
         return self.wait(self.queue(prompt), timeout)["outputs"]
 
     def output_images(self, outputs: dict, node_id: str) -> list[pathlib.Path]:
-        return [self.output_dir / im.get("subfolder", "") / im["filename"] for im in outputs[str(node_id)]["images"]]
+        """Saved images (type 'output') of one node; previews go to the temp folder and are left out."""
+        return [self.output_dir / im.get("subfolder", "") / im["filename"]
+                for im in outputs[str(node_id)].get("images", []) if im.get("type", "output") == "output"]
 
     def fetch_image_bytes(self, image: dict) -> bytes:
         """Read an output image back through /view, as the browser does."""

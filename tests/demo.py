@@ -16,7 +16,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import comfy_live  # noqa: E402
 
 PACK_DIR = comfy_live.PACK_DIR
-DEFAULT_WORKFLOW = PACK_DIR / "workflows" / "upscale_color_fix.json"
+DEFAULT_WORKFLOW = PACK_DIR / "workflows" / "starter_sr_x4.json"
 DEFAULT_IMAGE = PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
 
 
@@ -38,10 +38,9 @@ def run_demo(workflow: pathlib.Path, image: pathlib.Path, out_dir: pathlib.Path,
             server.stop()
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
-        for node_outputs in outputs.values():
-            for im in node_outputs.get("images", []):
-                src = client.output_dir / im.get("subfolder", "") / im["filename"]
-                dst = out_dir / f"{image.stem}_{workflow.stem}_{im['filename']}"
+        for node_id in outputs:
+            for src in client.output_images(outputs, node_id):
+                dst = out_dir / f"{image.stem}_{workflow.stem}_{src.name}"
                 shutil.copy(src, dst)
                 written.append(dst)
         return written

@@ -13,15 +13,25 @@ from workflow_builder import build_workflow  # noqa: E402
 SAMPLE = "chelsea_lr.png"
 
 WORKFLOWS = {
-    # Interim main job while no SR model ships: plain Lanczos x4, then the pack's colour fix.
-    "upscale_color_fix": (
+    # The main job, offline: the bundled starter model, one DoSSR step to sigma 0 (its best measured
+    # setting, README), wavelet colour fix.
+    "starter_sr_x4": (
         {
-            1: ("LoadImage", {"image": SAMPLE}),
-            2: ("ImageScaleBy", {"image": (1, 0), "upscale_method": "lanczos", "scale_by": 4.0}),
-            3: ("TimeAwareSR_ColorFix", {"image": (2, 0), "reference": (1, 0), "method": "wavelet"}),
-            4: ("SaveImage", {"images": (3, 0), "filename_prefix": "TimeAwareSR_demo"}),
+            1: ("TimeAwareSR_StarterModelLoader", {"model_name": "starter_sr.safetensors"}),
+            2: ("LoadImage", {"image": SAMPLE}),
+            3: ("ImageScaleBy", {"image": (2, 0), "upscale_method": "bicubic", "scale_by": 4.0}),
+            4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 1)}),
+            5: ("TimeAwareSR_DoSSRScheduler", {"model": (1, 0), "steps": 1, "t1": 500, "final_clean": True}),
+            6: ("TimeAwareSR_DoSSRSampler", {"order": 3, "t1": 500}),
+            7: ("CFGGuider", {"model": (1, 0), "positive": (1, 2), "negative": (1, 2), "cfg": 1.0}),
+            8: ("RandomNoise", {"noise_seed": 0}),
+            9: ("SamplerCustomAdvanced", {"noise": (8, 0), "guider": (7, 0), "sampler": (6, 0), "sigmas": (5, 0),
+                                          "latent_image": (4, 0)}),
+            10: ("VAEDecode", {"samples": (9, 0), "vae": (1, 1)}),
+            11: ("TimeAwareSR_ColorFix", {"image": (10, 0), "reference": (3, 0), "method": "wavelet"}),
+            12: ("SaveImage", {"images": (11, 0), "filename_prefix": "TimeAwareSR_x4"}),
         },
-        {1: "Low-resolution input", 2: "Upscale x4 (stand-in for an SR model)"},
+        {2: "Low-resolution input", 3: "Bicubic x4 (the LR latent the model starts from)"},
     ),
     # DoSSR x4 (SPEC §3): ESRGAN preprocess -> encode -> 5 DoS-SDE steps with the ControlNet -> colour fix.
     "dossr_x4": (
@@ -48,6 +58,32 @@ WORKFLOWS = {
         },
         {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 4: "Resize to target (1.0 keeps x4)",
          6: "Prompt", 7: "Negative prompt"},
+    ),
+    # TSS (SPEC §1-2): per-pixel schedules from the LR's texture map, img2img start from the bicubic
+    # upscale. Swap the loader for any SD1.x/2.x/XL checkpoint loader to use it with SD.
+    "tss_starter_x4": (
+        {
+            1: ("TimeAwareSR_StarterModelLoader", {"model_name": "starter_sr.safetensors"}),
+            2: ("LoadImage", {"image": SAMPLE}),
+            3: ("ImageScaleBy", {"image": (2, 0), "upscale_method": "bicubic", "scale_by": 4.0}),
+            4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 1)}),
+            5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
+            6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
+            7: ("TimeAwareSR_TDSScheduler", {"model": (5, 0), "steps": 8, "a": 200.0, "n": 1.0, "start": 400.0,
+                                            "end": 0.0}),
+            8: ("TimeAwareSR_TSSSampler", {"variance_map": (6, 1), "base": "euler", "a_min": 150.0, "a_max": 300.0,
+                                          "n_min": 1.0, "n_max": 2.5}),
+            9: ("CFGGuider", {"model": (5, 0), "positive": (1, 2), "negative": (1, 2), "cfg": 1.0}),
+            10: ("RandomNoise", {"noise_seed": 0}),
+            11: ("SamplerCustomAdvanced", {"noise": (10, 0), "guider": (9, 0), "sampler": (8, 0), "sigmas": (7, 0),
+                                           "latent_image": (4, 0)}),
+            12: ("VAEDecode", {"samples": (11, 0), "vae": (1, 1)}),
+            13: ("TimeAwareSR_ColorFix", {"image": (12, 0), "reference": (3, 0), "method": "wavelet"}),
+            14: ("SaveImage", {"images": (13, 0), "filename_prefix": "TSS_x4"}),
+            15: ("PreviewImage", {"images": (6, 0)}),
+        },
+        {2: "Low-resolution input", 3: "Bicubic x4", 6: "Where the image is textured",
+         7: "Even steps from t=400 (img2img start)"},
     ),
 }
 

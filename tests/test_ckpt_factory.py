@@ -55,5 +55,5 @@ def test_cached_checkpoint_is_reused_and_tiny_unets_run():
     assert cf.tiny_unet_checkpoint("sd21", "v") == path
     unet = cf.build_unet("sd21")
     unet.load_state_dict({k[len(cf.UNET_PREFIX):]: v for k, v in safetensors.torch.load_file(str(path)).items()})
-    out = unet(torch.randn(1, 4, 16, 16), torch.tensor([500.0]), context=torch.randn(1, 3, 1024))
+    out = unet(torch.randn(1, 4, 16, 16), torch.tensor([500.0]), context=torch.randn(1, 3, cf.TINY_CONTEXT))
     assert out.shape == (1, 4, 16, 16) and torch.isfinite(out).all() and out.std() > 0

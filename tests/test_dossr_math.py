@@ -40,6 +40,11 @@ def test_scheduler_gives_the_models_own_sigmas_at_the_official_timesteps(ms):
     assert ms.timestep(sigmas).tolist() == [499, 399, 299, 200, 100, 0]
 
 
+def test_final_clean_only_replaces_the_last_sigma_with_zero(ms):
+    official, clean = dossr_sigmas(ms, 5), dossr_sigmas(ms, 5, final_clean=True)
+    assert torch.equal(official[:-1], clean[:-1]) and official[-1] > 0 and clean[-1] == 0
+
+
 @pytest.mark.parametrize("steps, t1", [(0, 500), (500, 500), (5, 1), (5, 1001)])
 def test_out_of_range_steps_or_t1_are_refused(ms, steps, t1):
     with pytest.raises(ValueError, match="steps|t1"):

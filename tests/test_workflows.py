@@ -44,4 +44,7 @@ def test_make_demo_writes_an_upscaled_image(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "wrote " in out.stdout and "time: " in out.stdout
     [png] = list(tmp_path.glob("*.png"))
-    check_upscaled(png)
+    out = check_upscaled(png)
+    lr = Image.open(SAMPLE)
+    bicubic = np.asarray(lr.resize((lr.width * 4, lr.height * 4), Image.BICUBIC)).astype(np.float32)
+    assert np.abs(out - bicubic).mean() > 1.0, "the demo's model did nothing beyond bicubic"

@@ -1,0 +1,48 @@
+"""Held-out quality of the starter SR model: PSNR / SSIM table (issue: starter model).
+
+    pip install scikit-image==0.26.0   # SSIM and the coffee / rocket held-out photos
+    python tests/benchmarks/bench_starter_quality.py [--scale 4]
+
+Rows: bicubic; DoSSR at 1/3/5 steps, orders 1 and 3 (from the noised LR, last step to sigma 0);
+DoSSR's released ending (the state at t=0); DDPM from pure noise at 5 steps with the same model.
+Averaged over the held-out images and 2 seeds.
+"""
+import argparse
+import pathlib
+import sys
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--seeds", type=int, default=2)
+    a = ap.parse_args()
+    import conftest  # noqa: F401
+    import starter_eval as ev
+
+    model, _, cond = ev.load_model()
+    images = ev.held_out_images()
+    rows = [("bicubic", None)] + [(f"DoSSR {n} step{'s' if n > 1 else ''}, order {o}", ("dossr", n, o, True))
+                                 for n in (1, 3, 5) for o in (1, 3)]
+    rows += [("DoSSR 5 steps, order 1, t=0 state", ("dossr", 5, 1, False)), ("DDPM from noise, 5 steps", ("ddpm", 5, 1, True))]
+    print(f"starter model, x{a.scale}, held-out {', '.join(images)} ({len(images)} images x {a.seeds} seeds), "
+          f"LR = bicubic downscale")
+    print(f"{'method':36s} {'PSNR (dB)':>10s} {'SSIM':>7s}")
+    for label, how in rows:
+        scores = []
+        for name, hr in images.items():
+            lr = ev.bicubic(hr, (hr.shape[1] // a.scale, hr.shape[0] // a.scale))
+            for seed in range(a.seeds if how else 1):
+                sr = ev.bicubic(lr, (hr.shape[1], hr.shape[0])) if how is None else \
+                    ev.upscale(model, cond, lr, a.scale, how[0], how[1], how[2], seed, final_clean=how[3])
+                scores.append((ev.psnr(sr, hr), ev.ssim(sr, hr)))
+        p, s = np.mean(scores, axis=0)
+        print(f"{label:36s} {p:10.2f} {s:7.4f}")
+
+
+if __name__ == "__main__":
+    main()

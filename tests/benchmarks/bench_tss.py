@@ -1,0 +1,87 @@
+"""Cost of TSS's per-pixel timesteps (issue: TSS; goal patched/unpatched <= 1.10).
+
+    python tests/benchmarks/bench_tss.py [--size real|tiny] [--latent 64] [--repeats 5]
+
+Prints the UNet forward time unpatched, patched with no map, and patched with a per-pixel map
+(a TDS+SDS map with many distinct timesteps), their ratios, and the TSS sampler's own per-step cost
+next to one model call.
+"""
+import argparse
+import pathlib
+import statistics
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", default="real", choices=["real", "tiny"])
+    ap.add_argument("--latent", type=int, default=64)
+    ap.add_argument("--repeats", type=int, default=5)
+    a = ap.parse_args()
+    import conftest  # noqa: F401
+    from types import SimpleNamespace
+
+    import ckpt_factory as cf
+    import comfy.model_management
+    import comfy.samplers
+    from timeaware_sr.model_patches.sd_components import build_unet
+    from timeaware_sr.model_patches.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
+    from timeaware_sr.samplers.tss_sampler import sample_tss, tss_sigma_maps
+
+    sd = cf.unet_state_dict("sd21", a.size, "eps")
+    model = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
+    del sd
+    patched = patch_spatial_timesteps(model)
+    ms = model.get_model_object("model_sampling")
+    width = cf.unet_config("sd21", a.size)["context_dim"]
+    x = torch.randn(1, 4, a.latent, a.latent)
+    context = torch.randn(1, 77, width)
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 20)
+    variance = torch.rand(1, 1, a.latent, a.latent)
+    sigma_map = tss_sigma_maps(ms, sigmas, variance, (400.0, 700.0), (1.0, 3.0))[10]
+    sigma = sigmas[10].view(1)
+
+    def timed(patcher, options):
+        comfy.model_management.load_models_gpu([patcher])
+        options = dict(options, wrappers=patcher.wrappers)
+        times = []
+        with torch.no_grad():
+            for _ in range(a.repeats + 1):
+                start = time.perf_counter()
+                patcher.model.apply_model(x, sigma, c_crossattn=context, transformer_options=options)
+                times.append(time.perf_counter() - start)
+        return statistics.median(times[1:])
+
+    base = timed(model, {})
+    no_map = timed(patched, {})
+    with_map = timed(patched, {SIGMA_MAP_KEY: sigma_map})
+    distinct = int(torch.unique(sigma_map).numel())
+    print(f"SD2.1 UNet ({a.size}), latent {a.latent}x{a.latent}, CPU threads {torch.get_num_threads()}, "
+          f"map with {distinct} distinct sigmas")
+    print(f"  unpatched            {base * 1e3:8.1f} ms")
+    print(f"  patched, no map      {no_map * 1e3:8.1f} ms   ratio {no_map / base:.3f}")
+    print(f"  patched, per-pixel   {with_map * 1e3:8.1f} ms   ratio {with_map / base:.3f}")
+
+    class FreeModel:  # the sampler's own work, around a model that costs nothing
+        inner_model = SimpleNamespace(model_patcher=patched)
+
+        def __call__(self, x, sigma, **kwargs):
+            return x * 0.5
+
+    steps = 20
+    run = lambda: sample_tss(FreeModel(), x, sigmas, variance=variance[:, 0], model_sampling=ms, disable=True)  # noqa: E731
+    run()
+    start = time.perf_counter()
+    for _ in range(3):
+        run()
+    per_step = (time.perf_counter() - start) / 3 / steps
+    print(f"  TSS sampler overhead {per_step * 1e3:8.2f} ms per step ({per_step / with_map * 100:.1f}% of a model call)")
+
+
+if __name__ == "__main__":
+    main()

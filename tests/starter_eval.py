@@ -1,0 +1,71 @@
+"""Held-out evaluation of the starter SR model, in-process through ComfyUI's own sampling path.
+
+Used by tests/benchmarks/bench_starter_quality.py (the table) and tests/test_starter_model.py (a
+pinned value). Images are uint8 RGB arrays; the LR is a plain bicubic downscale of the HR crop.
+"""
+import pathlib
+
+import numpy as np
+import torch
+from PIL import Image
+
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+WEIGHTS = pathlib.Path(__file__).resolve().parents[1] / "model_patches" / "weights" / "starter_sr.safetensors"
+
+
+def held_out_images() -> dict:
+    """Held-out 384x256 centre crops: chelsea and coffee ship in tests/data (CC0, from scikit-image);
+    rocket is added when scikit-image is installed."""
+    images = {name: np.asarray(Image.open(DATA / f"{name}_hr.png").convert("RGB")) for name in ("chelsea", "coffee")}
+    try:
+        import train_starter_sr
+
+        for name in ("rocket",):
+            photo = train_starter_sr.skimage_photo(name)
+            y, x = (photo.shape[0] - 256) // 2, (photo.shape[1] - 384) // 2
+            images[name] = photo[y:y + 256, x:x + 384]
+    except ImportError:
+        pass
+    return images
+
+
+def bicubic(img: np.ndarray, size) -> np.ndarray:
+    return np.asarray(Image.fromarray(img).resize(size, Image.BICUBIC))
+
+
+def psnr(a: np.ndarray, b: np.ndarray, shave: int = 4) -> float:
+    a, b = a[shave:-shave, shave:-shave].astype(np.float64), b[shave:-shave, shave:-shave].astype(np.float64)
+    return float(10 * np.log10(255.0**2 / np.mean((a - b) ** 2)))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, shave: int = 4) -> float:
+    from skimage.metrics import structural_similarity
+
+    return float(structural_similarity(a[shave:-shave, shave:-shave], b[shave:-shave, shave:-shave], channel_axis=2))
+
+
+def load_model(path=WEIGHTS):
+    from timeaware_sr.model_patches.starter_sr import load_starter
+
+    return load_starter(str(path))
+
+
+def upscale(model, cond, lr: np.ndarray, scale: int, sampler: str = "dossr", steps: int = 5, order: int = 3,
+            seed: int = 0, final_clean: bool = True) -> np.ndarray:
+    """LR -> bicubic x scale -> starter model. sampler: 'dossr' (from the noised LR) or 'ddpm' (from pure noise);
+    final_clean: DoSSR's last step lands on sigma 0 (the pixel-space default) instead of the t=0 state."""
+    import comfy.sample
+    import comfy.samplers
+    from timeaware_sr.samplers.dossr_schedule import dossr_sigmas
+    from timeaware_sr.samplers.dossr_solver import sample_dossr
+
+    h, w = lr.shape[:2]
+    up = torch.from_numpy(bicubic(lr, (w * scale, h * scale)).astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+    ms = model.get_model_object("model_sampling")
+    if sampler == "dossr":
+        k_sampler, sigmas = comfy.samplers.KSAMPLER(sample_dossr, {"order": order}), dossr_sigmas(ms, steps, final_clean=final_clean)
+    else:
+        k_sampler, sigmas = comfy.samplers.sampler_object("ddpm"), comfy.samplers.calculate_sigmas(ms, "normal", steps)
+    noise = torch.randn(up.shape, generator=torch.Generator().manual_seed(seed))
+    out = comfy.sample.sample_custom(model, noise, 1.0, k_sampler, sigmas, cond, cond, up, seed=seed, disable_pbar=True)
+    return ((out[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()

@@ -1,0 +1,72 @@
+"""TSS Spatial Dynamic Sampling variance map (SPEC §2)."""
+import pytest
+import torch
+
+from timeaware_sr.samplers.sds_map import to_latent_size, variance_map
+
+
+def test_a_constant_image_gives_all_zeros():
+    assert torch.equal(variance_map(torch.full((2, 40, 56, 3), 0.4)), torch.zeros(2, 40, 56))
+
+
+def test_texture_side_is_high_and_flat_side_low():
+    img = torch.full((1, 96, 128, 3), 0.5)
+    # zero-mean texture: no brightness step at the border, which would itself be an (edge) texture
+    img[:, :, 64:] += 0.3 * (torch.rand(1, 96, 64, 3, generator=torch.Generator().manual_seed(0)) - 0.5)
+    v = variance_map(img)[0]
+    assert v.min() >= 0 and v.max() == pytest.approx(1.0)
+    assert v[:, 90:].mean() > 0.7 and v[:, :30].mean() < 0.05
+
+
+def test_sizes_that_are_not_multiples_of_8_and_tiny_images_work():
+    for h, w in [(37, 53), (9, 7), (1, 1)]:
+        assert variance_map(torch.rand(1, h, w, 3)).shape == (1, h, w)
+
+
+def test_batch_is_kept_and_each_image_is_normalised_on_its_own():
+    a = torch.rand(1, 48, 48, 3) * 0.05
+    b = torch.rand(1, 48, 48, 3)
+    v = variance_map(torch.cat([a, b]))
+    assert v.shape == (2, 48, 48)
+    assert v[0].max() == pytest.approx(1.0) and v[1].max() == pytest.approx(1.0)
+    torch.testing.assert_close(v[0], variance_map(a)[0])
+
+
+def test_gray_and_alpha_inputs_give_the_same_map_as_rgb():
+    rgb = torch.rand(1, 32, 32, 3)
+    gray = (rgb * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+    torch.testing.assert_close(variance_map(gray), variance_map(rgb), atol=1e-5, rtol=0)
+    rgba = torch.cat([rgb, torch.rand(1, 32, 32, 1)], -1)
+    torch.testing.assert_close(variance_map(rgba), variance_map(rgb))
+
+
+def test_resize_to_latent_averages_areas():
+    v = torch.zeros(1, 16, 16)
+    v[:, :, 8:] = 1
+    out = to_latent_size(v, 2, 2)
+    assert out.shape == (1, 1, 2, 2) and out[0, 0, 0].tolist() == [0.0, 1.0]
+
+
+def test_live_sds_node_previews_the_map(comfy):
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    import comfy_live
+
+    sample = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
+    shutil.copy(sample, comfy.input_dir / sample.name)
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": sample.name}},
+        "2": {"class_type": "TimeAwareSR_SDSVarianceMap", "inputs": {"image": ["1", 0]}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "sds"}},
+        "4": {"class_type": "MaskToImage", "inputs": {"mask": ["2", 1]}},
+        "5": {"class_type": "SaveImage", "inputs": {"images": ["4", 0], "filename_prefix": "sds_mask"}},
+    }
+    outputs = comfy.run(prompt)
+    [preview] = comfy.output_images(outputs, "3")
+    [mask] = comfy.output_images(outputs, "5")
+    a, b = np.asarray(Image.open(preview)), np.asarray(Image.open(mask))
+    assert a.shape == (64, 96, 3) and np.array_equal(a, b)
+    assert a.max() == 255 and a.min() < 64  # normalised: the cat's fur is textured, some areas are smooth

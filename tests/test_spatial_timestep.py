@@ -1,0 +1,105 @@
+"""Per-pixel timestep patch (SPEC §2.5): identity with a constant map, locality, no leakage."""
+import pytest
+import torch
+
+import ckpt_factory as cf
+import comfy.model_base
+import comfy.model_management
+from timeaware_sr.model_patches.sd_components import build_unet
+from timeaware_sr.model_patches.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
+
+CONTEXT = {"sd15": cf.TINY_CONTEXT, "sd21": cf.TINY_CONTEXT, "sdxl": cf.TINY_CONTEXT}
+
+
+def model_for(arch, size="tiny", prediction="eps"):
+    sd = cf.unet_state_dict(arch, size, prediction)
+    model_type = comfy.model_base.ModelType.V_PREDICTION if prediction == "v" else comfy.model_base.ModelType.EPS
+    return build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()}, model_type=model_type)
+
+
+def denoise(patcher, x, sigma, sigma_map=None, context_dim=cf.TINY_CONTEXT, y_dim=None, seed=0):
+    """One model call the way ComfyUI's sampler makes it, on the patcher's own wrappers and object patches."""
+    comfy.model_management.load_models_gpu([patcher])
+    g = torch.Generator().manual_seed(seed)
+    context = torch.randn(x.shape[0], 4, context_dim, generator=g)
+    extra = {"y": torch.randn(x.shape[0], y_dim, generator=g)} if y_dim else {}
+    options = {"wrappers": patcher.wrappers}
+    if sigma_map is not None:
+        options[SIGMA_MAP_KEY] = sigma_map
+    with torch.no_grad():
+        return patcher.model.apply_model(x, sigma, c_crossattn=context, transformer_options=options, **extra)
+
+
+@pytest.mark.parametrize("arch, prediction, y_dim", [("sd15", "eps", None), ("sd21", "v", None), ("sdxl", "eps", 2816)])
+def test_constant_timestep_map_equals_unpatched_model(arch, prediction, y_dim):
+    model = model_for(arch, prediction=prediction)
+    x = torch.randn(2, 4, 16, 24, generator=torch.Generator().manual_seed(1)) * 3
+    sigma = torch.tensor([2.5, 0.7])
+    reference = denoise(model, x, sigma, y_dim=y_dim)
+    patched = patch_spatial_timesteps(model)
+    constant = sigma.view(2, 1, 1, 1).expand(2, 1, 16, 24).clone()
+    out = denoise(patched, x, sigma, constant, y_dim=y_dim)
+    assert (out - reference).abs().max() <= 1e-5 * max(1.0, reference.abs().max().item())
+    assert torch.equal(denoise(patched, x, sigma, y_dim=y_dim), reference)  # no map: the original computation
+
+
+@pytest.mark.slow
+def test_constant_timestep_map_equals_unpatched_model_at_real_sd21_size():
+    model = model_for("sd21", "real", "v")
+    x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(2)) * 2
+    sigma = torch.tensor([1.3])
+    reference = denoise(model, x, sigma, context_dim=1024)
+    out = denoise(patch_spatial_timesteps(model), x, sigma, sigma.view(1, 1, 1, 1).expand(1, 1, 16, 16), context_dim=1024)
+    assert (out - reference).abs().max() <= 1e-5 * max(1.0, reference.abs().max().item())
+
+
+def pixelwise_toy(model):
+    """Make every op per-pixel: 1x1 convs and no GroupNorm (which mixes pixels)."""
+    unet = model.model.diffusion_model
+    for name, module in list(unet.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.Conv2d) and child.kernel_size != (1, 1):
+                conv = torch.nn.Conv2d(child.in_channels, child.out_channels, 1)
+                torch.nn.init.normal_(conv.weight, std=child.in_channels ** -0.5)
+                setattr(module, child_name, conv)
+            elif isinstance(child, torch.nn.GroupNorm):
+                setattr(module, child_name, torch.nn.Identity())
+    return model
+
+
+def test_every_pixel_sees_its_own_timestep_in_a_pixelwise_unet():
+    import comfy.supported_models_base
+    config = dict(cf.unet_config("sd15"), channel_mult=[1], num_res_blocks=[1], transformer_depth=[0],
+                  transformer_depth_output=[0, 0], transformer_depth_middle=-1, context_dim=None,
+                  use_spatial_transformer=False, num_heads=-1, num_head_channels=32)
+    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
+    import comfy.ops
+    unet = cf.randomize_(UNetModel(**config, operations=comfy.ops.disable_weight_init), 3)
+    model = pixelwise_toy(build_unet(unet.state_dict()))
+    x = torch.randn(1, 4, 6, 8, generator=torch.Generator().manual_seed(4)) * 2
+    levels = torch.tensor([0.3, 1.1, 4.0])
+    which = torch.randint(0, 3, (1, 1, 6, 8), generator=torch.Generator().manual_seed(5))
+    sigma_map = levels[which]
+    out = denoise(patch_spatial_timesteps(model), x, torch.tensor([1.1]), sigma_map, context_dim=1)
+    for k, level in enumerate(levels):
+        at_level = denoise(model, x, level.view(1), context_dim=1)
+        mask = (which == k).expand_as(x)
+        assert (out[mask] - at_level[mask]).abs().max() <= 1e-5
+
+
+def test_the_original_model_is_untouched_after_using_the_patched_clone():
+    model = model_for("sd21")
+    x = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(6))
+    before = denoise(model, x, torch.tensor([1.0]))
+    patched = patch_spatial_timesteps(model)
+    denoise(patched, x, torch.tensor([1.0]), torch.rand(1, 1, 8, 8) * 3 + 0.1)
+    after = denoise(model, x, torch.tensor([1.0]))
+    assert torch.equal(before, after)
+    assert not model.object_patches and not model.wrappers
+
+
+def test_non_unet_models_are_refused():
+    import types
+    fake = types.SimpleNamespace(get_model_object=lambda name: torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="need an SD1.x/SD2.x/SDXL UNet model; this MODEL's network is Linear"):
+        patch_spatial_timesteps(fake)

@@ -1,0 +1,75 @@
+"""TSS sampler (SPEC §1-2) through ComfyUI's own sampling stack, against ComfyUI's base samplers."""
+import pytest
+import torch
+
+import ckpt_factory as cf
+import comfy.k_diffusion.sampling as kds
+import comfy.sample
+import comfy.samplers
+from timeaware_sr.model_patches.sd_components import build_unet
+from timeaware_sr.model_patches.spatial_timestep import patch_spatial_timesteps
+from timeaware_sr.samplers.tss_sampler import sample_tss, tss_sigma_maps
+
+
+@pytest.fixture(scope="module")
+def model():
+    sd = cf.unet_state_dict("sd21", "tiny", "eps")
+    return build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
+
+
+def conds(batch=1):
+    g = torch.Generator().manual_seed(11)
+    return [[torch.randn(batch, 4, cf.TINY_CONTEXT, generator=g), {}]], [[torch.randn(batch, 4, cf.TINY_CONTEXT, generator=g), {}]]
+
+
+def run(model, sampler, sigmas, latent, cfg=3.0, seed=5):
+    positive, negative = conds(latent.shape[0])
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(seed))
+    return comfy.sample.sample_custom(model, noise, cfg, sampler, sigmas, positive, negative, latent, seed=seed,
+                                      disable_pbar=True)
+
+
+@pytest.mark.parametrize("base, reference", [("euler", kds.sample_euler), ("dpmpp_2m", kds.sample_dpmpp_2m)])
+def test_constant_map_equals_the_base_sampler_on_that_schedule(model, base, reference):
+    """A flat image: every pixel has a = a_min, n = n_min, i.e. one TDS schedule for all."""
+    ms = model.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 8)[2:]  # an img2img-style start
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    variance = torch.zeros(1, 64, 64)
+    options = {"variance": variance, "base": base, "a_range": (500.0, 500.0), "n_range": (2.0, 2.0)}
+    ours = run(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, options), sigmas, latent)
+    schedule = torch.stack([m.flatten()[0] for m in tss_sigma_maps(ms, sigmas, variance[:, None, :8, :8], (500.0, 500.0), (2.0, 2.0))])
+    assert not torch.allclose(schedule, sigmas)  # the remap really moved the steps
+    theirs = run(model, comfy.samplers.KSAMPLER(reference), schedule, latent)
+    assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
+
+
+def test_textured_pixels_follow_a_different_schedule_than_smooth_ones(model):
+    ms = model.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 6)
+    v = torch.zeros(1, 1, 8, 8)
+    v[..., 4:] = 1
+    maps = tss_sigma_maps(ms, sigmas, v, (400.0, 600.0), (1.0, 3.0))
+    smooth = torch.stack([m[0, 0, 0, 0] for m in maps])
+    textured = torch.stack([m[0, 0, 0, 7] for m in maps])
+    torch.testing.assert_close(smooth, sigmas.float(), rtol=1e-4, atol=1e-6)  # n = 1: uniform
+    assert textured[0] == smooth[0] and textured[-1] == 0  # shared start and end
+    assert not torch.allclose(textured[1:-1], smooth[1:-1])
+
+
+def test_batches_take_one_map_per_image_and_the_sampler_runs_with_cfg(model):
+    ms = model.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 4)
+    latent = torch.zeros(2, 4, 8, 8)
+    variance = torch.stack([torch.zeros(64, 64), torch.linspace(0, 1, 64).expand(64, 64)])
+    out = run(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, {"variance": variance}), sigmas, latent)
+    assert out.shape == (2, 4, 8, 8) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="variance map has batch 3; it must be 1 or the latent batch 2"):
+        run(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(3, 8, 8)}),
+            sigmas, latent)
+
+
+def test_an_unpatched_model_is_refused_with_directions(model):
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 3)
+    with pytest.raises(ValueError, match="TSS Spatial Timestep Patch"):
+        run(model, comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(1, 8, 8)}), sigmas, torch.zeros(1, 4, 8, 8))
