@@ -1,8 +1,8 @@
 from comfy_api.v0_0_2 import io
 
+from .category import CATEGORY
 from .validation import one_of
 
-CATEGORY = "TimeAwareSR"
 METHODS = ["wavelet", "adain"]
 
 

@@ -1,7 +1,7 @@
 import folder_paths
 from comfy_api.v0_0_2 import io
 
-from .color_fix import CATEGORY
+from .category import CATEGORY
 from .validation import model_file
 
 FOLDER = "dossr"

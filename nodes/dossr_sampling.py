@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from .color_fix import CATEGORY
+from .category import CATEGORY
 
 T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
               "models were trained with 500; keep it unless you trained your own.")

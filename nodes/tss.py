@@ -1,6 +1,6 @@
 from comfy_api.v0_0_2 import io
 
-from .color_fix import CATEGORY
+from .category import CATEGORY
 from .validation import one_of
 
 BASES = ["euler", "dpmpp_2m"]

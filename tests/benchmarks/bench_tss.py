@@ -80,7 +80,7 @@ def main():
     for _ in range(3):
         run()
     per_step = (time.perf_counter() - start) / 3 / steps
-    print(f"  TSS sampler overhead {per_step * 1e3:8.2f} ms per step ({per_step / with_map * 100:.1f}% of a model call)")
+    print(f"  TSS sampler overhead {per_step * 1e3:8.2f} ms per step ({per_step / with_map * 100:.2f}% of a model call)")
 
 
 if __name__ == "__main__":

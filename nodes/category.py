@@ -1,0 +1,2 @@
+"""The node menu category every pack node sits under."""
+CATEGORY = "TimeAwareSR"
