@@ -147,3 +147,55 @@ def test_the_model_is_called_without_autograd(ms):
     x = torch.randn(1, 4, 8, 8, requires_grad=True)
     sample_dossr(model, x, sigmas, x_hat0=x.detach(), etas=etas_at_sigmas(ms, sigmas), disable=True)
     assert seen == [False, False, False]
+
+
+def official_vp_form(den_vp, xhat, noises, steps, order, init_noise, abar):
+    """SPEC §3's VP-form update written out directly (A = alpha (1 - eta), lambda = sigma / A), with the
+    official state init and lower-order first steps: an independent reference for the VE solver."""
+    ts = spaced_timesteps(steps)
+    ab = abar[ts]
+    alpha, sig, eta = ab.sqrt(), (1 - ab).sqrt(), eta_schedule()[ts]
+    A = alpha * (1 - eta)
+    lam = sig / A
+    x = alpha[-1] * xhat + sig[-1] * init_noise
+    x0_prev, d1_prev = None, None
+    for k, j in enumerate(range(steps, 0, -1)):
+        x0 = den_vp(x, j)
+        r = lam[j - 1] / lam[j]
+        new = (A[j - 1] / A[j]) * r**2 * x + A[j - 1] * (eta[j - 1] / (1 - eta[j - 1]) - r**2 * eta[j] / (1 - eta[j])) * xhat
+        new = new + A[j - 1] * (1 - r**2) * x0
+        if order >= 2 and x0_prev is not None:
+            d1 = (x0 - x0_prev) / (lam[j] - lam[j + 1])
+            new = new - A[j - 1] * (lam[j - 1] - lam[j]) ** 2 / lam[j] * d1
+            if order == 3 and d1_prev is not None:
+                d2 = 2 * (d1 - d1_prev) / (lam[j] - lam[j + 2])
+                new = new + A[j - 1] * ((lam[j] - 3 * lam[j - 1]) * (lam[j] - lam[j - 1]) / 2 - lam[j - 1] ** 2 * math.log(r)) * d2
+            d1_prev = d1
+        x0_prev = x0
+        x = new + A[j - 1] * lam[j - 1] * math.sqrt(1 - r**2) * noises[k]
+    return x, alpha[0]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 5, 10])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_ve_solver_equals_the_vp_form_of_spec_section_3(ms, steps, order):
+    """Float64 throughout: the two forms must agree to rounding (the official code returns the VP state,
+    alpha_0 times ComfyUI's VE state)."""
+    g = torch.Generator().manual_seed(steps * 10 + order)
+    shape = (2, 1, 4, 4)
+    xhat = torch.randn(shape, generator=g, dtype=torch.float64)
+    init = torch.randn(shape, generator=g, dtype=torch.float64)
+    noises = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(steps)]
+    abar = 1 / (1 + ms.sigmas.double() ** 2)
+    sig_ve = ((1 - abar) / abar).sqrt()[list(reversed(spaced_timesteps(steps)))]
+    den_ve = lambda x, sigma, **kw: torch.tanh(0.5 * x) + 0.05 * sigma[:, None, None, None]  # noqa: E731
+    stream = iter(noises)
+    ve = sample_dossr(den_ve, xhat + sig_ve[0] * init, sig_ve, noise_sampler=lambda a, b: next(stream), order=order,
+                      x_hat0=xhat, etas=etas_at_sigmas(ms, sig_ve.float()), disable=True)
+
+    def den_vp(x_vp, j):
+        s = sig_ve[steps - j].item()
+        return den_ve(x_vp * math.sqrt(1 + s * s), torch.full((shape[0],), s, dtype=torch.float64))
+
+    vp, alpha0 = official_vp_form(den_vp, xhat, noises, steps, order, init, abar)
+    assert ((ve * alpha0 - vp).abs().max() / vp.abs().max()).item() < 1e-12

@@ -78,6 +78,7 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", help="continue from these starter weights (a second, lower-lr stage)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "model_patches" / "weights" / "starter_sr.safetensors"))
     a = ap.parse_args()
     import conftest  # noqa: F401  (ComfyUI importable, the pack as timeaware_sr)
@@ -100,6 +101,15 @@ def main():
             p.data *= 0.5
         else:
             torch.nn.init.ones_(p) if name.endswith("weight") else torch.nn.init.zeros_(p)
+    history = []
+    if a.init:
+        import safetensors
+
+        from timeaware_sr.model_patches.starter_sr import PREFIX
+        with safetensors.safe_open(a.init, "pt") as f:
+            net.load_state_dict({k[len(PREFIX + "diffusion_model."):]: f.get_tensor(k).float() for k in f.keys()})
+            before = json.loads(f.metadata()["timeaware_sr"])
+            history = before.get("stages") or [{k: before.get(k) for k in ("steps", "minutes", "seed")}]
     opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.0)
     g = torch.Generator().manual_seed(a.seed + 1)
     step, budget, losses = 0, a.minutes * 60, []
@@ -124,7 +134,8 @@ def main():
         step += 1
         if step % 50 == 0:
             print(f"step {step}  {time.time() - start:.0f} s  L1(x0) {np.mean(losses[-50:]):.4f}", flush=True)
-    info = {"steps": step, "batch": a.batch, "patch": PATCH, "pairs": a.pairs, "seed": a.seed, "train_images": TRAIN,
+    stage = {"steps": step, "minutes": round((time.time() - start) / 60, 1), "lr": a.lr, "seed": a.seed}
+    info = {"stages": history + [stage], "steps": step, "batch": a.batch, "patch": PATCH, "pairs": a.pairs, "seed": a.seed, "train_images": TRAIN,
             "held_out": HELD_OUT, "minutes": round((time.time() - start) / 60, 1), "final_l1": float(np.mean(losses[-100:])),
             "objective": "DoSSR forward (t1=500), residual x0 = lr - net, L1, t in [0,500) 80% / [0,1000) 20%", "scales": [2, 4]}
     pathlib.Path(a.out).parent.mkdir(parents=True, exist_ok=True)
