@@ -28,6 +28,8 @@ class LatentConcatControlNet(comfy.cldm.cldm.ControlNet):
         self.input_hint_block = _NoHintEncoder()  # no weights: the hint is already a latent
 
     def forward(self, x, hint, timesteps, context, y=None, **kwargs):
+        if hint.shape[0] != x.shape[0]:  # ComfyUI leaves a batch-1 hint for others to broadcast (CFG batches)
+            hint = hint.repeat(x.shape[0] // hint.shape[0], 1, 1, 1)
         return super().forward(torch.cat([x, hint.to(x.dtype)], dim=1), None, timesteps, context, y=y, **kwargs)
 
 

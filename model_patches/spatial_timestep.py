@@ -12,6 +12,10 @@ CFG, ControlNet timestep ranges, hooks and previews keep seeing a valid sigma. O
 - Object patches on every ResBlock: with a map active, the block adds the map, resized to its
   resolution, where it used to add the broadcast vector. Without a map the clone computes exactly
   what the original does.
+- OUTER_SAMPLE wrapper: for this sampling run only, each ControlNet in the conditioning is replaced
+  by a copy whose patcher is a clone with the same ResBlock patches, and whose get_control scales its
+  input per pixel and builds the embedding map from the ControlNet's own time MLP. The conds are the
+  guider's per-run copies, so nothing outside the run changes.
 """
 import contextvars
 
@@ -131,6 +135,53 @@ def _diffusion_model_wrapper(executor, x, timesteps, context, y, control, transf
     return executor(x, timesteps, context, y, control, transformer_options, **kwargs)
 
 
+def _patch_resblocks(patcher, network, prefix=""):
+    for path in resblock_paths(network):
+        block = network.get_submodule(path)
+        patcher.add_object_patch(f"{prefix}{path}.forward", _resblock_forward(block))
+        patcher.add_object_patch(f"{prefix}{path}.emb_layers", SpatialEmbLayers(*block.emb_layers))
+
+
+def spatial_control(control):
+    """A per-run copy of a ControlNet (and its chain) that runs with per-pixel timesteps."""
+    import comfy.controlnet
+
+    if control is None or not isinstance(control, comfy.controlnet.ControlNet) or control.control_model is None:
+        return control  # T2I adapters, control LoRAs: left as they are (scalar timestep)
+    copy = control.copy()
+    copy.set_previous_controlnet(spatial_control(control.previous_controlnet))
+    network = control.control_model
+    copy.control_model_wrapped = control.control_model_wrapped.clone()
+    _patch_resblocks(copy.control_model_wrapped, network)
+    scalar_get_control = copy.get_control
+
+    def get_control(x_noisy, t, cond, batched_number, transformer_options):
+        sigma_map = transformer_options.get(SIGMA_MAP_KEY)
+        if sigma_map is None:
+            return scalar_get_control(x_noisy, t, cond, batched_number, transformer_options)
+        s = t.reshape(-1, 1, 1, 1).float()
+        S = _batched_map(sigma_map, x_noisy, transformer_options)
+        x_in = x_noisy * ((s * s + 1) / (S * S + 1)).sqrt()  # get_control divides by sqrt(s^2 + 1) next
+        t_map = timestep_map(copy.model_sampling_current, S).float()
+        emb = embedding_map(network, t_map, cond.get("y"), dtype=network.dtype)
+        token = _active.set({"emb_map": emb})
+        try:
+            return scalar_get_control(x_in, t, cond, batched_number, transformer_options)
+        finally:
+            _active.reset(token)
+
+    copy.get_control = get_control
+    return copy
+
+
+def _outer_sample_wrapper(executor, *args, **kwargs):
+    for conds in executor.class_obj.conds.values():
+        for cond in conds:
+            if cond.get("control") is not None:
+                cond["control"] = spatial_control(cond["control"])
+    return executor(*args, **kwargs)
+
+
 def patch_spatial_timesteps(model):
     """MODEL -> a clone that accepts a per-pixel sigma map; refuses non-UNet models."""
     import comfy.model_base
@@ -146,10 +197,8 @@ def patch_spatial_timesteps(model):
     m = model.clone()
     if WRAPPER_KEY in m.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {}):
         return m  # already patched
-    for path in resblock_paths(unet):
-        block = unet.get_submodule(path)
-        m.add_object_patch(f"diffusion_model.{path}.forward", _resblock_forward(block))
-        m.add_object_patch(f"diffusion_model.{path}.emb_layers", SpatialEmbLayers(*block.emb_layers))
+    _patch_resblocks(m, unet, "diffusion_model.")
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _outer_sample_wrapper)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, WRAPPER_KEY, _apply_model_wrapper)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _diffusion_model_wrapper)
     return m

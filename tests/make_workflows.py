@@ -85,6 +85,36 @@ WORKFLOWS = {
         {2: "Low-resolution input", 3: "Bicubic x4", 6: "Where the image is textured",
          7: "Even steps from t=400 (img2img start)"},
     ),
+    # TSS on an SD 2.1 model with a ControlNet (here DoSSR's checkpoint: SD 2.1 + an SR ControlNet):
+    # ESRGAN upscale -> encode -> per-pixel schedules, the ControlNet also per pixel -> colour fix.
+    "tss_controlnet_x4": (
+        {
+            1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
+            2: ("LoadImage", {"image": SAMPLE}),
+            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
+            4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 2)}),
+            5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
+            6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
+            7: ("CLIPTextEncode", {"text": "clean, high-resolution, 8k", "clip": (1, 1)}),
+            8: ("CLIPTextEncode", {"text": "", "clip": (1, 1)}),
+            9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3),
+                                            "image": (3, 0), "strength": 1.0, "start_percent": 0.0,
+                                            "end_percent": 1.0, "vae": (1, 2)}),
+            10: ("TimeAwareSR_TDSScheduler", {"model": (5, 0), "steps": 10, "a": 250.0, "n": 1.0, "start": 499.0,
+                                             "end": 0.0}),
+            11: ("TimeAwareSR_TSSSampler", {"variance_map": (6, 1), "base": "dpmpp_2m", "a_min": 200.0,
+                                           "a_max": 350.0, "n_min": 1.0, "n_max": 2.5}),
+            12: ("CFGGuider", {"model": (5, 0), "positive": (9, 0), "negative": (9, 1), "cfg": 1.0}),
+            13: ("RandomNoise", {"noise_seed": 0}),
+            14: ("SamplerCustomAdvanced", {"noise": (13, 0), "guider": (12, 0), "sampler": (11, 0),
+                                           "sigmas": (10, 0), "latent_image": (4, 0)}),
+            15: ("VAEDecode", {"samples": (14, 0), "vae": (1, 2)}),
+            16: ("TimeAwareSR_ColorFix", {"image": (15, 0), "reference": (3, 0), "method": "wavelet"}),
+            17: ("SaveImage", {"images": (16, 0), "filename_prefix": "TSS_ControlNet_x4"}),
+        },
+        {2: "Low-resolution input", 3: "ESRGAN x4", 6: "Where the image is textured",
+         10: "Even steps from t=499 (SR start)"},
+    ),
 }
 
 

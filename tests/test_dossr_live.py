@@ -83,6 +83,14 @@ def test_dossr_sampler_and_scheduler_nodes_run_with_the_controlnet(comfy, lr_ima
     assert out.shape == (256, 384, 3) and out.std() > 0
 
 
+def test_the_controlnet_works_with_cfg_above_one(comfy, lr_image):
+    """CFG > 1 batches cond and uncond together; the hint latent must follow that batch."""
+    p = custom_prompt(lr_image)
+    p["9"]["inputs"]["cfg"] = 4.0
+    out = saved_image(comfy, comfy.run(p), "15")
+    assert out.shape == (256, 384, 3) and np.isfinite(out).all()
+
+
 def test_same_seed_same_result_and_orders_differ(comfy, lr_image):
     a = saved_image(comfy, comfy.run(custom_prompt(lr_image, order=3, steps=4)), "15")
     b = saved_image(comfy, comfy.run(custom_prompt(lr_image, order=3, steps=4)), "15")

@@ -73,3 +73,61 @@ def test_an_unpatched_model_is_refused_with_directions(model):
     sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 3)
     with pytest.raises(ValueError, match="TSS Spatial Timestep Patch"):
         run(model, comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(1, 8, 8)}), sigmas, torch.zeros(1, 4, 8, 8))
+
+
+@pytest.fixture(scope="module")
+def dossr_parts(tmp_path_factory):
+    from timeaware_sr.model_patches.dossr_checkpoint import load_dossr
+
+    return load_dossr(str(cf.tiny_dossr_checkpoint()))
+
+
+def with_control(parts, strength=1.0):
+    """Conditioning as ComfyUI's Apply ControlNet (Advanced) builds it."""
+    positive, negative = conds()
+    hint = torch.rand(1, 64, 64, 3, generator=torch.Generator().manual_seed(2)).movedim(-1, 1)
+    control = parts.control_net.copy().set_cond_hint(hint, strength, (0.0, 1.0), vae=parts.vae)
+    return [[positive[0][0], {"control": control}]], [[negative[0][0], {"control": control}]]
+
+
+@pytest.mark.parametrize("base, reference", [("euler", kds.sample_euler), ("dpmpp_2m", kds.sample_dpmpp_2m)])
+def test_controlnets_get_per_pixel_timesteps_too(dossr_parts, base, reference):
+    """Flat map + ControlNet == base sampler + ControlNet on the remapped schedule: only true if the
+    ControlNet, like the UNet, runs at each pixel's sigma rather than the scalar one ComfyUI sees."""
+    model = dossr_parts.model
+    ms = model.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 6)[1:]
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(4))
+    variance = torch.zeros(1, 64, 64)
+    options = {"variance": variance, "base": base, "a_range": (400.0, 400.0), "n_range": (3.0, 3.0)}
+    schedule = torch.stack([m.flatten()[0] for m in tss_sigma_maps(ms, sigmas, variance[:, None, :8, :8], (400.0, 400.0), (3.0, 3.0))])
+
+    def sample(m, sampler, sig):
+        positive, negative = with_control(dossr_parts)
+        return comfy.sample.sample_custom(m, noise, 2.0, sampler, sig, positive, negative, latent, seed=1, disable_pbar=True)
+
+    ours = sample(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, options), sigmas)
+    theirs = sample(model, comfy.samplers.KSAMPLER(reference), schedule)
+    without_control = comfy.sample.sample_custom(model, noise, 2.0, comfy.samplers.KSAMPLER(reference), schedule,
+                                                 *conds(), latent, seed=1, disable_pbar=True)
+    assert (theirs - without_control).abs().max() > 1e-3  # the ControlNet matters here
+    assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
+
+
+def test_the_controlnet_is_untouched_after_a_tss_run(dossr_parts):
+    model = dossr_parts.model
+    ms = model.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 3)
+    latent = torch.zeros(1, 4, 8, 8)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(9))
+
+    def plain():
+        return comfy.sample.sample_custom(model, noise, 2.0, comfy.samplers.KSAMPLER(kds.sample_euler), sigmas,
+                                          *with_control(dossr_parts), latent, seed=1, disable_pbar=True)
+
+    before = plain()
+    comfy.sample.sample_custom(patch_spatial_timesteps(model), noise, 2.0,
+                               comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.rand(1, 64, 64)}), sigmas,
+                               *with_control(dossr_parts), latent, seed=1, disable_pbar=True)
+    assert torch.equal(plain(), before)
