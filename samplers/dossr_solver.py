@@ -83,6 +83,8 @@ def lr_latent(model, x):
             "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
             "low-resolution image); it got an empty latent"
         )
+    if not torch.isfinite(latent).all():
+        raise ValueError("the LR latent given to the DoSSR sampler contains NaN or infinite values")
     expected = model.inner_model.inner_model.latent_format.latent_channels
     if latent.shape[1] != expected:
         raise ValueError(

@@ -30,6 +30,8 @@ def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
 
 def variance_map(image: torch.Tensor) -> torch.Tensor:
     """B×H×W texture map in [0, 1] from a ComfyUI IMAGE."""
+    if not torch.isfinite(image).all():
+        raise ValueError("SDS Variance Map: the image contains NaN or infinite values")
     y = luma(image).double()
     box = torch.full((WINDOW,), 1.0 / WINDOW, dtype=y.dtype, device=y.device)
     mean, mean_sq = _separable(y, box), _separable(y * y, box)

@@ -50,7 +50,9 @@ def tss_sigma_maps(model_sampling, sigmas, variance, a_range, n_range):
 
 def variance_at_latent(variance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """SDS map (B×H×W, image size) -> B×1×h×w matching the latent batch."""
-    v = to_latent_size(variance.float(), *x.shape[-2:])
+    if not torch.isfinite(variance).all():
+        raise ValueError("the TSS variance map contains NaN or infinite values")
+    v = to_latent_size(variance.float().clamp(0, 1), *x.shape[-2:])
     if v.shape[0] == 1:
         return v.expand(x.shape[0], -1, -1, -1)
     if v.shape[0] != x.shape[0]:

@@ -199,3 +199,15 @@ def test_ve_solver_equals_the_vp_form_of_spec_section_3(ms, steps, order):
 
     vp, alpha0 = official_vp_form(den_vp, xhat, noises, steps, order, init, abar)
     assert ((ve * alpha0 - vp).abs().max() / vp.abs().max()).item() < 1e-12
+
+
+def test_a_nan_lr_latent_is_refused(ms):
+    from types import SimpleNamespace
+
+    from timeaware_sr.samplers.dossr_solver import lr_latent
+    latent = torch.zeros(1, 4, 8, 8)
+    latent[0, 0, 0, 0] = float("nan")
+    model = SimpleNamespace(latent_image=latent, inner_model=SimpleNamespace(
+        inner_model=SimpleNamespace(latent_format=SimpleNamespace(latent_channels=4))))
+    with pytest.raises(ValueError, match="LR latent given to the DoSSR sampler contains NaN"):
+        lr_latent(model, latent)

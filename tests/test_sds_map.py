@@ -70,3 +70,10 @@ def test_live_sds_node_previews_the_map(comfy):
     a, b = np.asarray(Image.open(preview)), np.asarray(Image.open(mask))
     assert a.shape == (64, 96, 3) and np.array_equal(a, b)
     assert a.max() == 255 and a.min() < 64  # normalised: the cat's fur is textured, some areas are smooth
+
+
+def test_nan_input_is_refused():
+    img = torch.rand(1, 16, 16, 3)
+    img[0, 3, 3, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        variance_map(img)

@@ -69,6 +69,15 @@ def test_batches_take_one_map_per_image_and_the_sampler_runs_with_cfg(model):
             sigmas, latent)
 
 
+def test_a_nan_variance_map_is_refused(model):
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 3)
+    bad = torch.zeros(1, 8, 8)
+    bad[0, 2, 2] = float("nan")
+    with pytest.raises(ValueError, match="variance map contains NaN"):
+        run(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, {"variance": bad}), sigmas,
+            torch.zeros(1, 4, 8, 8))
+
+
 def test_an_unpatched_model_is_refused_with_directions(model):
     sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 3)
     with pytest.raises(ValueError, match="TSS Spatial Timestep Patch"):
