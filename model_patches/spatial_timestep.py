@@ -190,8 +190,9 @@ def patch_spatial_timesteps(model):
 
     unet = model.get_model_object("diffusion_model")
     if not isinstance(unet, UNetModel):
-        raise ValueError(f"per-pixel timesteps need an SD1.x/SD2.x/SDXL UNet model; this MODEL's network is "
-                         f"{type(unet).__name__}")
+        family = type(getattr(getattr(model, "model", None), "model_config", None)).__name__
+        raise ValueError(f"model: per-pixel timesteps need an SD1.x/SD2.x/SDXL UNet model; this MODEL is {family} "
+                         f"(network {type(unet).__name__})")
     if model.model.model_type not in (comfy.model_base.ModelType.EPS, comfy.model_base.ModelType.V_PREDICTION):
         raise ValueError(f"per-pixel timesteps support eps and v-prediction models, not {model.model.model_type.name}")
     m = model.clone()

@@ -41,8 +41,14 @@ def dossr_sigmas(model_sampling, steps: int = DEFAULT_STEPS, t1: int = DEFAULT_T
 
 
 def discrete_sigmas(model_sampling) -> torch.Tensor:
+    """The DDPM sigma table; refuses flow-matching and continuous-time models, whose noising is not
+    DoSSR's x0 + sigma * noise over discrete timesteps."""
+    import comfy.model_sampling as ms
+
     sigmas = getattr(model_sampling, "sigmas", None)
-    if sigmas is None or sigmas.ndim != 1 or len(sigmas) < 2 or not hasattr(model_sampling, "timestep"):
+    ddpm = (isinstance(model_sampling, ms.ModelSamplingDiscrete) and not isinstance(model_sampling, ms.CONST)
+            and not isinstance(model_sampling, (ms.ModelSamplingDiscreteEDM, ms.StableCascadeSampling)))
+    if not ddpm or sigmas is None or sigmas.ndim != 1 or len(sigmas) < 2:
         raise ValueError(
             f"DoSSR needs a discrete-time (DDPM) diffusion model such as SD 1.x/2.x; this model samples with "
             f"{type(model_sampling).__name__}"

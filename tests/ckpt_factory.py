@@ -118,6 +118,20 @@ def tiny_unet_checkpoint(arch: str, prediction: str = "eps", seed: int = 0) -> p
                              prediction=prediction, seed=seed)
 
 
+def sd3_mmdit_state_dict(seed: int = 0) -> dict:
+    """A tiny SD3-layout MMDiT (one joint block, hidden 64) as a bare diffusion-model file: a
+    non-UNet MODEL that stock UNETLoader detects as SD3 (flow matching, 16-channel latents)."""
+    from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+    import comfy.ops
+
+    net = MMDiT(patch_size=2, in_channels=16, out_channels=16, depth=1, adm_in_channels=32,
+                context_embedder_config={"target": "torch.nn.Linear", "params": {"in_features": 64, "out_features": 64}},
+                pos_embed_max_size=16, num_patches=256, operations=comfy.ops.disable_weight_init)
+    sd = randomize_(net, seed).state_dict()
+    sd["pos_embed"] = 0.02 * torch.randn(sd["pos_embed"].shape, generator=torch.Generator().manual_seed(seed))
+    return sd  # pos_embed is an uninitialised buffer in the module
+
+
 # --- DoSSR (SPEC §3): a whole ControlLDM in one file --------------------------------------------
 
 VAE_CH = {"real": 128, "tiny": 32}

@@ -56,6 +56,14 @@ def test_sigmas_above_t1_are_refused_with_a_clear_message(ms):
         etas_at_sigmas(ms, ms.sigmas[[700, 300, 0]])
 
 
+def test_flow_matching_models_are_refused_by_name():
+    class Flow(comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST):
+        pass
+
+    with pytest.raises(ValueError, match="discrete-time \\(DDPM\\) diffusion model .* samples with Flow"):
+        dossr_sigmas(Flow(), 5)
+
+
 def toy_denoiser(x, sigma, **kwargs):
     """Nonlinear in x and sigma, so coefficient mix-ups show."""
     return torch.tanh(0.7 * x) / (1 + sigma[:, None, None, None] ** 2) + 0.1

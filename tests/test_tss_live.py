@@ -5,7 +5,7 @@ import shutil
 import pytest
 
 import comfy_live
-from comfy_live import PromptRejected
+from comfy_live import ExecutionFailed, PromptRejected
 
 SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
 
@@ -34,3 +34,38 @@ def test_bad_tss_sampler_parameters_are_rejected_by_name(comfy, tss_prompt, chan
     with pytest.raises(PromptRejected) as err:
         comfy.run(prompt)
     assert message in err.value.messages()
+
+
+@pytest.fixture(scope="module")
+def sd3_unet(comfy, test_model_dirs):
+    """A tiny SD3 (MMDiT, flow-matching) diffusion model file that stock UNETLoader loads."""
+    import ckpt_factory
+
+    source = ckpt_factory.cached_checkpoint("tiny_sd3_mmdit", ckpt_factory.sd3_mmdit_state_dict, seed=0)
+    shutil.copy(source, test_model_dirs["diffusion_models"] / "tiny_sd3.safetensors")
+    return "tiny_sd3.safetensors"
+
+
+def test_a_non_unet_model_is_refused_by_the_patch_node(comfy, sd3_unet):
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": sd3_unet, "weight_dtype": "default"}},
+        "2": {"class_type": "TimeAwareSR_TSSSpatialTimestepPatch", "inputs": {"model": ["1", 0]}},
+        "3": {"class_type": "TimeAwareSR_TDSScheduler", "inputs": {"model": ["2", 0], "steps": 4, "a": 550.0, "n": 2.0,
+                                                                "start": 999.0, "end": 0.0}},
+        "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
+    }
+    with pytest.raises(ExecutionFailed) as err:
+        comfy.run(prompt)
+    assert err.value.node_type == "TimeAwareSR_TSSSpatialTimestepPatch"
+    assert "model: per-pixel timesteps need an SD1.x/SD2.x/SDXL UNet model; this MODEL is SD3" in err.value.exception_message
+
+
+def test_the_dossr_scheduler_refuses_a_flow_matching_model(comfy, sd3_unet):
+    prompt = {
+        "1": {"class_type": "UNETLoader", "inputs": {"unet_name": sd3_unet, "weight_dtype": "default"}},
+        "2": {"class_type": "TimeAwareSR_DoSSRScheduler", "inputs": {"model": ["1", 0], "steps": 5, "t1": 500}},
+        "3": {"class_type": "PreviewAny", "inputs": {"source": ["2", 0]}},
+    }
+    with pytest.raises(ExecutionFailed) as err:
+        comfy.run(prompt)
+    assert "DoSSR needs a discrete-time (DDPM) diffusion model" in err.value.exception_message
