@@ -1,6 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
+from .validation import pixel_schedule
 
 T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
               "models were trained with 500; keep it unless you trained your own.")
@@ -50,20 +51,41 @@ class DoSSRSampler(io.ComfyNode):
             display_name="DoSSR Sampler",
             category=f"{CATEGORY}/sampling",
             description="DoSSR's domain-shift SDE solver. Starts from the input latent (the VAE-encoded, upscaled LR "
-            "image) plus noise at t1 and shifts it toward the high-resolution image. Use with the DoSSR Scheduler.",
+            "image) plus noise at t1 and shifts it toward the high-resolution image. Use with the DoSSR Scheduler. "
+            "Connect a TSS variance map (and a model through 'TSS Spatial Timestep Patch') to give every pixel its "
+            "own schedule: textured pixels spend more steps at the start and the end.",
             inputs=[
                 io.Int.Input("order", default=3, min=1, max=3,
                              tooltip="Solver order. 3 (default) gives the sharpest result in 5 steps; 1 is the plain "
                              "stochastic step. The first steps always run at lower order."),
                 io.Int.Input("t1", default=500, min=2, max=1000, tooltip=T1_TOOLTIP),
+                io.Mask.Input("variance_map", optional=True,
+                              tooltip="Optional, from 'SDS Variance Map' on the LR image: turns on TSS per-pixel schedules."),
+                io.Float.Input("a_min", default=225.0, min=1.0, max=998.0, step=1.0, optional=True,
+                               tooltip="TSS only: sparsest timestep for smooth pixels, inside (0, t1)."),
+                io.Float.Input("a_max", default=325.0, min=1.0, max=998.0, step=1.0, optional=True,
+                               tooltip="TSS only: sparsest timestep for the most textured pixels, inside (0, t1)."),
+                io.Float.Input("n_min", default=1.0, min=1.0, max=10.0, step=0.1, optional=True,
+                               tooltip="TSS only: schedule power for smooth pixels (1 = DoSSR's own timesteps)."),
+                io.Float.Input("n_max", default=2.5, min=1.0, max=10.0, step=0.1, optional=True,
+                               tooltip="TSS only: schedule power for the most textured pixels."),
             ],
             outputs=[io.Sampler.Output()],
         )
 
     @classmethod
-    def execute(cls, order, t1) -> io.NodeOutput:
+    def validate_inputs(cls, t1, a_min=225.0, a_max=325.0, n_min=1.0, n_max=2.5) -> bool | str:
+        if not 2 <= t1 <= 1000:
+            return f"t1 must be between 2 and 1000, got {t1}"
+        return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=t1)
+
+    @classmethod
+    def execute(cls, order, t1, variance_map=None, a_min=225.0, a_max=325.0, n_min=1.0, n_max=2.5) -> io.NodeOutput:
         import comfy.samplers
 
         from ..samplers.dossr_solver import sample_dossr
 
-        return io.NodeOutput(comfy.samplers.KSAMPLER(sample_dossr, extra_options={"order": order, "t1": t1}))
+        options = {"order": order, "t1": t1}
+        if variance_map is not None:
+            options.update(variance=variance_map, a_range=(a_min, a_max), n_range=(n_min, n_max))
+        return io.NodeOutput(comfy.samplers.KSAMPLER(sample_dossr, extra_options=options))

@@ -1,7 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import one_of
+from .validation import one_of, pixel_schedule
 
 BASES = ["euler", "dpmpp_2m"]
 
@@ -56,11 +56,7 @@ class TSSSampler(io.ComfyNode):
     def validate_inputs(cls, base, a_min, a_max, n_min, n_max) -> bool | str:
         if base not in BASES:
             return one_of("base", base, BASES)
-        if not 0 < a_min <= a_max < 999:
-            return f"a_min and a_max must satisfy 0 < a_min <= a_max < 999, got a_min {a_min}, a_max {a_max}"
-        if not 1 <= n_min <= n_max:
-            return f"n_min and n_max must satisfy 1 <= n_min <= n_max, got n_min {n_min}, n_max {n_max}"
-        return True
+        return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=999)
 
     @classmethod
     def execute(cls, variance_map, base, a_min, a_max, n_min, n_max) -> io.NodeOutput:

@@ -56,14 +56,32 @@ def discrete_sigmas(model_sampling) -> torch.Tensor:
     return sigmas
 
 
-def etas_at_sigmas(model_sampling, sigmas: torch.Tensor, t1: int = DEFAULT_T1) -> torch.Tensor:
-    """eta at each sigma's timestep (the model maps sigma -> integer t). float64."""
+def model_timesteps(model_sampling, sigmas: torch.Tensor) -> torch.Tensor:
+    """The integer timestep the model maps each sigma to (0 for sigma = 0)."""
     table = discrete_sigmas(model_sampling)
     t = model_sampling.timestep(sigmas.to(table.device).float()).long().cpu()
-    t = torch.where(sigmas.cpu() > 0, t, torch.zeros_like(t))
+    return torch.where(sigmas.cpu() > 0, t, torch.zeros_like(t))
+
+
+def etas_at_sigmas(model_sampling, sigmas: torch.Tensor, t1: int = DEFAULT_T1) -> torch.Tensor:
+    """eta at each sigma's timestep. float64."""
+    t = model_timesteps(model_sampling, sigmas)
+    check_below_t1(t, t1)
+    return eta_schedule(t1, len(model_sampling.sigmas))[t]
+
+
+def eta_at(t: torch.Tensor, t1: int = DEFAULT_T1) -> torch.Tensor:
+    """eta at real-valued timesteps: the half-cosine of eta_schedule continued between integers
+    (equal to the table at integer t), for per-pixel TDS timesteps. float64."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    check_below_t1(t, t1)
+    u = 0.001 + t.clamp(min=0) * (0.998 / (t1 - 1))
+    return (1 - torch.cos(torch.pi * u)) / 2
+
+
+def check_below_t1(t: torch.Tensor, t1: int):
     if (t >= t1).any():
         raise ValueError(
             f"the DoSSR sampler starts below t1={t1}, where the LR latent is still informative; these sigmas reach "
-            f"timestep {int(t.max())}. Use the DoSSR Scheduler (or one whose first sigma is below sigma(t1))."
+            f"timestep {float(t.max()):g}. Use the DoSSR Scheduler (or one whose first sigma is below sigma(t1))."
         )
-    return eta_schedule(t1, len(table))[t]

@@ -10,50 +10,83 @@ With B = 1 - eta, lambda = sigma / B and r = lambda_{j-1} / lambda_j, one step j
 the official VP update divided by alpha_{j-1}. Near t1, B ~ 1e-6 and lambda ~ 1e6, so every
 coefficient is formed in float64 and the update is a weighted sum of tensors with those weights.
 """
-import math
-
 import torch
 from tqdm.auto import trange
 
 from comfy.k_diffusion.sampling import default_noise_sampler
 
-from .dossr_schedule import DEFAULT_T1, etas_at_sigmas
+from .dossr_schedule import DEFAULT_T1, eta_at, etas_at_sigmas, model_timesteps
 
 
 @torch.no_grad()
 def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
-                 order=3, t1=DEFAULT_T1, x_hat0=None, etas=None):
-    """DoSSR (Cui et al., NeurIPS 2024): DoS-SDE solver from the noised LR latent; x_hat0 = LR latent."""
+                 order=3, t1=DEFAULT_T1, x_hat0=None, etas=None, variance=None, a_range=(225.0, 325.0),
+                 n_range=(1.0, 2.5)):
+    """DoSSR (Cui et al., NeurIPS 2024): DoS-SDE solver from the noised LR latent; x_hat0 = LR latent.
+
+    With a TSS variance map (and a model through the per-pixel timestep patch), every pixel follows
+    its own TDS remap of the timesteps (pixel_schedule.py) and every coefficient is per pixel."""
     if order not in (1, 2, 3):
         raise ValueError(f"DoSSR order must be 1, 2 or 3, got {order}")
     extra_args = {} if extra_args is None else extra_args
     x_hat0 = lr_latent(model, x) if x_hat0 is None else x_hat0
-    if etas is None:
-        etas = etas_at_sigmas(model.inner_model.model_patcher.get_model_object("model_sampling"), sigmas, t1)
+    if variance is None:
+        if etas is None:
+            etas = etas_at_sigmas(model.inner_model.model_patcher.get_model_object("model_sampling"), sigmas, t1)
+        sigma, eta = list(sigmas.double().cpu()), list(etas.double().cpu())
+        step_args = [extra_args] * (len(sigmas) - 1)
+    else:  # imported here: KSampler's list loads this module at start-up; the TSS code is heavier
+        from .pixel_schedule import require_patched, variance_at_latent, with_sigma_map
+
+        sigma, eta = pixel_sigmas_and_etas(require_patched(model, "DoSSR sampler"), sigmas, t1,
+                                           variance_at_latent(variance, x), a_range, n_range)
+        step_args = [with_sigma_map(extra_args, s.to(x.device, torch.float32)) for s in sigma[:-1]]
     noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed")) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    sigma = sigmas.double().cpu().tolist()
-    eta = etas.double().cpu().tolist()
     lam = [s / (1 - e) for s, e in zip(sigma, eta)]
 
     x0_history = []  # newest first: x0_j, x0_{j+1}, x0_{j+2}
     for i in trange(len(sigmas) - 1, disable=disable):
-        denoised = model(x, sigmas[i] * s_in, **extra_args)
+        denoised = model(x, sigmas[i] * s_in, **step_args[i])
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         x0_history = [denoised] + x0_history[:2]
         w_x, w_hat, w_x0s, w_noise = dos_step_weights(sigma, eta, lam, i, min(order, len(x0_history)))
-        update = w_x * x + w_hat * x_hat0
+        update = cast(w_x, x) * x + cast(w_hat, x) * x_hat0
         for w, x0 in zip(w_x0s, x0_history):
-            update = update + w * x0
-        if w_noise > 0:
-            update = update + w_noise * noise_sampler(sigmas[i], sigmas[i + 1])
+            update = update + cast(w, x) * x0
+        if (w_noise > 0).any():
+            update = update + cast(w_noise, x) * noise_sampler(sigmas[i], sigmas[i + 1])
         x = update.to(x.dtype)
     return x
 
 
+def cast(weight, x):
+    """A float64 weight (formed in float64 because B = 1 - eta reaches ~1e-6) in x's dtype."""
+    return weight.to(x.device, x.dtype)
+
+
+def pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance, a_range, n_range):
+    """Per-pixel float64 sigma and eta maps (B×1×h×w) at every step: the TDS remap of the
+    scheduler's timesteps, with eta continued between integer timesteps (dossr_schedule.eta_at)."""
+    from .pixel_schedule import pixel_timestep_maps
+
+    t_maps = pixel_timestep_maps(model_timesteps(model_sampling, sigmas).double(), variance, a_range, n_range)
+    sigma_maps, eta_maps = [], []
+    for sigma, t_map in zip(sigmas, t_maps):
+        if sigma <= 0:  # final_clean's last step lands on the clean estimate; t = 0 still ends the interval
+            sigma_maps.append(torch.zeros(variance.shape, dtype=torch.float64))
+            eta_maps.append(torch.zeros(variance.shape, dtype=torch.float64))
+        else:
+            sigma_maps.append(model_sampling.sigma(t_map.float().flatten()).double().cpu().view(variance.shape))
+            eta_maps.append(eta_at(t_map, t1))
+    return sigma_maps, eta_maps
+
+
 def dos_step_weights(sigma, eta, lam, i, order):
-    """float64 weights of x_j, xhat0, (x0_j, x0_{j+1}, x0_{j+2}) and z for the step i -> i+1."""
+    """float64 weights of x_j, xhat0, (x0_j, x0_{j+1}, x0_{j+2}) and z for the step i -> i+1.
+
+    Entries of sigma, eta and lam are float64 tensors: scalars, or per-pixel maps for TSS."""
     b_now, b_next = 1 - eta[i], 1 - eta[i + 1]
     l_now, l_next = lam[i], lam[i + 1]
     r = l_next / l_now
@@ -62,17 +95,17 @@ def dos_step_weights(sigma, eta, lam, i, order):
     w_x0 = [b_next * (1 - r * r), 0.0, 0.0]
     if order >= 2:  # D1 = (x0_j - x0_{j+1}) / (lambda_j - lambda_{j+1})
         c1 = -b_next * (l_next - l_now) ** 2 / l_now / (l_now - lam[i - 1])
-        w_x0[0] += c1
-        w_x0[1] -= c1
+        w_x0[0] = w_x0[0] + c1
+        w_x0[1] = w_x0[1] - c1
     if order == 3:  # D2 = 2 (D1_j - D1_{j+1}) / (lambda_j - lambda_{j+2})
-        log_term = l_next**2 * math.log(r) if r > 0 else 0.0  # lambda^2 ln(lambda) -> 0 as sigma -> 0
+        log_term = torch.xlogy(l_next**2, r)  # lambda^2 ln(lambda) -> 0 as sigma -> 0
         c2 = b_next * ((l_now - 3 * l_next) * (l_now - l_next) / 2 - log_term) * 2 / (l_now - lam[i - 2])
         a, b = 1 / (l_now - lam[i - 1]), 1 / (lam[i - 1] - lam[i - 2])
-        w_x0[0] += c2 * a
-        w_x0[1] -= c2 * (a + b)
-        w_x0[2] += c2 * b
-    w_noise = sigma[i + 1] * math.sqrt(max(1 - r * r, 0.0))
-    return w_x, w_hat, w_x0[:order], w_noise
+        w_x0[0] = w_x0[0] + c2 * a
+        w_x0[1] = w_x0[1] - c2 * (a + b)
+        w_x0[2] = w_x0[2] + c2 * b
+    w_noise = sigma[i + 1] * (1 - r * r).clamp(min=0).sqrt()
+    return w_x, w_hat, [torch.as_tensor(w, dtype=torch.float64) for w in w_x0[:order]], w_noise
 
 
 def lr_latent(model, x):

@@ -9,61 +9,24 @@ per-pixel timestep patch (model_patches/spatial_timestep.py). Updates are the ba
 import torch
 from tqdm.auto import trange
 
-from ..model_patches.spatial_timestep import SIGMA_MAP_KEY, WRAPPER_KEY
-from .sds_map import to_latent_size
-from .tds_schedule import tds_remap_interval
+from .pixel_schedule import continuous_timestep, pixel_timestep_maps, require_patched, variance_at_latent, with_sigma_map
 
 BASES = ("euler", "dpmpp_2m")
-
-
-def continuous_timestep(model_sampling, sigma: torch.Tensor) -> torch.Tensor:
-    """Inverse of ModelSamplingDiscrete.sigma(t) (log-linear between integer t), for sigma > 0."""
-    log_sigmas = model_sampling.log_sigmas.double().cpu()
-    log_s = sigma.double().cpu().log().clamp(log_sigmas[0], log_sigmas[-1])
-    i = torch.searchsorted(log_sigmas, log_s).clamp(1, len(log_sigmas) - 1)
-    low, high = log_sigmas[i - 1], log_sigmas[i]
-    return (i - 1) + (log_s - low) / (high - low)
 
 
 def tss_sigma_maps(model_sampling, sigmas, variance, a_range, n_range):
     """[(B×1×h×w) per step]: each pixel's sigma; `variance` is B×1×h×w in [0, 1] at latent size."""
     positive = sigmas[sigmas > 0]
-    t = continuous_timestep(model_sampling, positive)
-    t_start, t_end = float(t[0]), float(t[-1])
-    v = variance.double().cpu()
-    a = a_range[0] + v * (a_range[1] - a_range[0])
-    n = n_range[0] + v * (n_range[1] - n_range[0])
-    if len(positive) > 1:  # a must sit inside the sampled interval; keep it strictly inside
-        margin = 1e-3 * (t_start - t_end)
-        a = a.clamp(t_end + margin, t_start - margin)
+    t_maps = pixel_timestep_maps(continuous_timestep(model_sampling, positive), variance, a_range, n_range)
     maps = []
-    for k, sigma in enumerate(sigmas):
+    for sigma, t_map in zip(sigmas, t_maps + [None] * (len(sigmas) - len(t_maps))):
         if sigma <= 0:
-            maps.append(torch.zeros_like(v))
+            maps.append(torch.zeros(variance.shape))
         elif len(positive) == 1:
-            maps.append(torch.full_like(v, float(sigma)))
+            maps.append(torch.full(variance.shape, float(sigma)))
         else:
-            t_map = tds_remap_interval(t[k], a, n, t_start, t_end)
-            maps.append(model_sampling.sigma(t_map.float().flatten()).double().cpu().view(v.shape))
+            maps.append(model_sampling.sigma(t_map.float().flatten()).cpu().view(variance.shape))
     return [m.float() for m in maps]
-
-
-def variance_at_latent(variance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """SDS map (B×H×W, image size) -> B×1×h×w matching the latent batch."""
-    if not torch.isfinite(variance).all():
-        raise ValueError("the TSS variance map contains NaN or infinite values")
-    v = to_latent_size(variance.float().clamp(0, 1), *x.shape[-2:])
-    if v.shape[0] == 1:
-        return v.expand(x.shape[0], -1, -1, -1)
-    if v.shape[0] != x.shape[0]:
-        raise ValueError(f"the variance map has batch {v.shape[0]}; it must be 1 or the latent batch {x.shape[0]}")
-    return v
-
-
-def _with_map(extra_args, sigma_map):
-    options = dict(extra_args.get("model_options", {}))
-    options["transformer_options"] = dict(options.get("transformer_options", {}), **{SIGMA_MAP_KEY: sigma_map})
-    return dict(extra_args, model_options=options)
 
 
 @torch.no_grad()
@@ -83,7 +46,7 @@ def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, v
     old_denoised, h_last = None, None
     for i in trange(len(sigmas) - 1, disable=disable):
         S, S_next = maps[i], maps[i + 1]
-        denoised = model(x, sigmas[i] * s_in, **_with_map(extra_args, S))
+        denoised = model(x, sigmas[i] * s_in, **with_sigma_map(extra_args, S))
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         if base == "euler" or sigmas[i + 1] == 0:
@@ -100,14 +63,3 @@ def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, v
         old_denoised = denoised
     return x
 
-
-def require_patched(model):
-    """The model_sampling of a model that carries the per-pixel timestep patch, or a clear error."""
-    import comfy.patcher_extension
-
-    patcher = model.inner_model.model_patcher
-    wrappers = patcher.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {})
-    if WRAPPER_KEY not in wrappers:
-        raise ValueError("the TSS sampler needs its model patched for per-pixel timesteps: put the "
-                         "'TSS Spatial Timestep Patch' node between the model loader and the sampler")
-    return patcher.get_model_object("model_sampling")

@@ -147,3 +147,39 @@ def test_a_wrong_file_in_the_dossr_folder_fails_saying_what_it_is(comfy, lr_imag
     p["1"]["inputs"]["ckpt_name"] = "not_dossr.safetensors"
     with pytest.raises(ExecutionFailed, match="not_dossr.safetensors is not a DoSSR checkpoint: it looks like a Stable Diffusion"):
         comfy.run(p)
+
+
+def tss_dossr_prompt(image, patched=True, **schedule):
+    """DoSSR with TSS per-pixel schedules: SDS map of the LR image, model through the patch."""
+    p = custom_prompt(image)
+    p["16"] = {"class_type": "TimeAwareSR_SDSVarianceMap", "inputs": {"image": ["2", 0]}}
+    p["17"] = {"class_type": "TimeAwareSR_TSSSpatialTimestepPatch", "inputs": {"model": ["1", 0]}}
+    p["9"]["inputs"]["model"] = ["17", 0] if patched else ["1", 0]
+    p["11"]["inputs"].update({"variance_map": ["16", 1], **schedule})
+    return p
+
+
+def test_dossr_with_tss_per_pixel_schedules_runs_and_differs_from_plain_dossr(comfy, lr_image):
+    plain = saved_image(comfy, comfy.run(custom_prompt(lr_image)), "15")
+    p = tss_dossr_prompt(lr_image, n_min=1.0, n_max=4.0)
+    p["9"]["inputs"]["cfg"] = 2.0
+    tss = saved_image(comfy, comfy.run(p), "15")
+    assert tss.shape == plain.shape and np.isfinite(tss).all()
+    p["9"]["inputs"]["cfg"] = 1.0
+    assert not np.array_equal(saved_image(comfy, comfy.run(p), "15"), plain)
+
+
+def test_dossr_with_a_variance_map_needs_the_patched_model(comfy, lr_image):
+    with pytest.raises(ExecutionFailed, match="DoSSR sampler needs its model patched for per-pixel timesteps"):
+        comfy.run(tss_dossr_prompt(lr_image, patched=False))
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"a_min": 200.0, "a_max": 600.0}, "a_min and a_max must satisfy 0 < a_min <= a_max < 500"),
+    ({"n_min": 2.0, "n_max": 1.5}, "n_min and n_max must satisfy 1 <= n_min <= n_max <= 10"),
+    ({"n_max": 11.0}, "n_max <= 10"),
+])
+def test_bad_dossr_tss_parameters_are_rejected_by_name(comfy, lr_image, change, message):
+    with pytest.raises(PromptRejected) as err:
+        comfy.run(tss_dossr_prompt(lr_image, **change))
+    assert message in err.value.messages()

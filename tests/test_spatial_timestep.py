@@ -7,6 +7,7 @@ import comfy.model_base
 import comfy.model_management
 from timeaware_sr.model_patches.sd_components import build_unet
 from timeaware_sr.model_patches.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
+from toy_models import pixelwise_unet_model
 
 CONTEXT = {"sd15": cf.TINY_CONTEXT, "sd21": cf.TINY_CONTEXT, "sdxl": cf.TINY_CONTEXT}
 
@@ -53,29 +54,8 @@ def test_constant_timestep_map_equals_unpatched_model_at_real_sd21_size():
     assert (out - reference).abs().max() <= 1e-5 * max(1.0, reference.abs().max().item())
 
 
-def pixelwise_toy(model):
-    """Make every op per-pixel: 1x1 convs and no GroupNorm (which mixes pixels)."""
-    unet = model.model.diffusion_model
-    for name, module in list(unet.named_modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.Conv2d) and child.kernel_size != (1, 1):
-                conv = torch.nn.Conv2d(child.in_channels, child.out_channels, 1)
-                torch.nn.init.normal_(conv.weight, std=child.in_channels ** -0.5)
-                setattr(module, child_name, conv)
-            elif isinstance(child, torch.nn.GroupNorm):
-                setattr(module, child_name, torch.nn.Identity())
-    return model
-
-
 def test_every_pixel_sees_its_own_timestep_in_a_pixelwise_unet():
-    import comfy.supported_models_base
-    config = dict(cf.unet_config("sd15"), channel_mult=[1], num_res_blocks=[1], transformer_depth=[0],
-                  transformer_depth_output=[0, 0], transformer_depth_middle=-1, context_dim=None,
-                  use_spatial_transformer=False, num_heads=-1, num_head_channels=32)
-    from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
-    import comfy.ops
-    unet = cf.randomize_(UNetModel(**config, operations=comfy.ops.disable_weight_init), 3)
-    model = pixelwise_toy(build_unet(unet.state_dict()))
+    model = pixelwise_unet_model()
     x = torch.randn(1, 4, 6, 8, generator=torch.Generator().manual_seed(4)) * 2
     levels = torch.tensor([0.3, 1.1, 4.0])
     which = torch.randint(0, 3, (1, 1, 6, 8), generator=torch.Generator().manual_seed(5))

@@ -1,0 +1,67 @@
+"""Per-pixel TDS schedules (TSS, SPEC §1-2), shared by the TSS and DoSSR samplers.
+
+Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over a sampler's
+timesteps t_k, with a(v), n(v) linear in the SDS variance map v. Samplers call the model with the
+scalar sigma and put the pixel's sigma map in transformer_options, which the per-pixel timestep
+patch (model_patches/spatial_timestep.py) reads.
+"""
+import torch
+
+from ..model_patches.spatial_timestep import SIGMA_MAP_KEY, WRAPPER_KEY
+from .sds_map import to_latent_size
+from .tds_schedule import tds_remap_interval
+
+
+def continuous_timestep(model_sampling, sigma: torch.Tensor) -> torch.Tensor:
+    """Inverse of ModelSamplingDiscrete.sigma(t) (log-linear between integer t), for sigma > 0."""
+    log_sigmas = model_sampling.log_sigmas.double().cpu()
+    log_s = sigma.double().cpu().log().clamp(log_sigmas[0], log_sigmas[-1])
+    i = torch.searchsorted(log_sigmas, log_s).clamp(1, len(log_sigmas) - 1)
+    low, high = log_sigmas[i - 1], log_sigmas[i]
+    return (i - 1) + (log_s - low) / (high - low)
+
+
+def pixel_timestep_maps(t: torch.Tensor, variance: torch.Tensor, a_range, n_range) -> list[torch.Tensor]:
+    """[B×1×h×w float64 per timestep]: each pixel's TDS remap of the descending timesteps t, on the
+    interval [t[-1], t[0]]; `variance` is B×1×h×w in [0, 1]. Both ends are shared by all pixels."""
+    t = t.double().cpu()
+    v = variance.double().cpu()
+    if len(t) == 1:
+        return [torch.full_like(v, float(t[0]))]
+    t_start, t_end = float(t[0]), float(t[-1])
+    a = a_range[0] + v * (a_range[1] - a_range[0])
+    n = n_range[0] + v * (n_range[1] - n_range[0])
+    margin = 1e-3 * (t_start - t_end)  # a must sit strictly inside the sampled interval
+    a = a.clamp(t_end + margin, t_start - margin)
+    return [tds_remap_interval(t_k, a, n, t_start, t_end) for t_k in t]
+
+
+def variance_at_latent(variance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """SDS map (B×H×W, image size) -> B×1×h×w matching the latent batch."""
+    if not torch.isfinite(variance).all():
+        raise ValueError("the TSS variance map contains NaN or infinite values")
+    v = to_latent_size(variance.float().clamp(0, 1), *x.shape[-2:])
+    if v.shape[0] == 1:
+        return v.expand(x.shape[0], -1, -1, -1)
+    if v.shape[0] != x.shape[0]:
+        raise ValueError(f"the variance map has batch {v.shape[0]}; it must be 1 or the latent batch {x.shape[0]}")
+    return v
+
+
+def with_sigma_map(extra_args, sigma_map):
+    """extra_args whose transformer_options carry this step's per-pixel sigma map."""
+    options = dict(extra_args.get("model_options", {}))
+    options["transformer_options"] = dict(options.get("transformer_options", {}), **{SIGMA_MAP_KEY: sigma_map})
+    return dict(extra_args, model_options=options)
+
+
+def require_patched(model, sampler: str = "TSS sampler"):
+    """The model_sampling of a model that carries the per-pixel timestep patch, or a clear error."""
+    import comfy.patcher_extension
+
+    patcher = model.inner_model.model_patcher
+    wrappers = patcher.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {})
+    if WRAPPER_KEY not in wrappers:
+        raise ValueError(f"the {sampler} needs its model patched for per-pixel timesteps: put the "
+                         "'TSS Spatial Timestep Patch' node between the model loader and the sampler")
+    return patcher.get_model_object("model_sampling")
