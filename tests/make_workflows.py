@@ -59,6 +59,36 @@ WORKFLOWS = {
         {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 4: "Resize to target (1.0 keeps x4)",
          6: "Prompt", 7: "Negative prompt"},
     ),
+    # DoSSR with TSS per-pixel schedules: the dossr_x4 graph, its model through the per-pixel timestep
+    # patch and the DoSSR Sampler fed the LR's texture map, so textured pixels get their own timesteps.
+    "dossr_tss_x4": (
+        {
+            1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
+            2: ("LoadImage", {"image": SAMPLE}),
+            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
+            4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 2)}),
+            5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
+            6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
+            7: ("CLIPTextEncode", {"text": "clean, high-resolution, 8k", "clip": (1, 1)}),
+            8: ("CLIPTextEncode", {"text": "", "clip": (1, 1)}),
+            9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3),
+                                            "image": (3, 0), "strength": 1.0, "start_percent": 0.0,
+                                            "end_percent": 1.0, "vae": (1, 2)}),
+            10: ("CFGGuider", {"model": (5, 0), "positive": (9, 0), "negative": (9, 1), "cfg": 1.0}),
+            11: ("TimeAwareSR_DoSSRScheduler", {"model": (5, 0), "steps": 5, "t1": 500}),
+            12: ("TimeAwareSR_DoSSRSampler", {"order": 3, "t1": 500, "variance_map": (6, 1), "a_min": 225.0,
+                                             "a_max": 325.0, "n_min": 1.0, "n_max": 2.5}),
+            13: ("RandomNoise", {"noise_seed": 231}),
+            14: ("SamplerCustomAdvanced", {"noise": (13, 0), "guider": (10, 0), "sampler": (12, 0),
+                                           "sigmas": (11, 0), "latent_image": (4, 0)}),
+            15: ("VAEDecode", {"samples": (14, 0), "vae": (1, 2)}),
+            16: ("TimeAwareSR_ColorFix", {"image": (15, 0), "reference": (3, 0), "method": "wavelet"}),
+            17: ("SaveImage", {"images": (16, 0), "filename_prefix": "DoSSR_TSS_x4"}),
+            18: ("PreviewImage", {"images": (6, 0)}),
+        },
+        {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 6: "Where the image is textured",
+         7: "Prompt", 8: "Negative prompt"},
+    ),
     # TSS (SPEC §1-2): per-pixel schedules from the LR's texture map, img2img start from the bicubic
     # upscale. Swap the loader for any SD1.x/2.x/XL checkpoint loader to use it with SD.
     "tss_starter_x4": (
