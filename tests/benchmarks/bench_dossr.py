@@ -3,7 +3,8 @@
     python tests/benchmarks/bench_dossr.py [--size real|tiny] [--latent 64] [--repeats 3] [--device cpu|cuda]
 
 Prints wall time per sampling run (5 model calls, CFG 1, same sigmas and seed) for both samplers,
-their ratio, and each sampler's own per-step overhead measured with a free (identity) model.
+their ratio, and each sampler's own per-step overhead measured with a free (identity) model, also
+for DoSSR with TSS per-pixel schedules (the map's own set-up included).
 """
 import argparse
 import pathlib
@@ -69,8 +70,13 @@ def main():
     print(f"  ratio dossr / dpmpp_2m_sde: {med['dossr (order 3)'] / med['dpmpp_2m_sde']:.3f}")
 
     # Sampler-only overhead: the same loops around a model that costs nothing.
-    class FreeModel:  # costs nothing; exposes model_sampling where samplers look for it
-        inner_model = SimpleNamespace(model_patcher=SimpleNamespace(get_model_object=lambda name: ms))
+    import comfy.patcher_extension
+    from timeaware_sr.model_patches.spatial_timestep import WRAPPER_KEY
+
+    class FreeModel:  # costs nothing; exposes model_sampling (and the TSS patch's marker) where samplers look
+        inner_model = SimpleNamespace(model_patcher=SimpleNamespace(
+            get_model_object=lambda name: ms,
+            wrappers={comfy.patcher_extension.WrappersMP.APPLY_MODEL: {WRAPPER_KEY: None}}))
 
         def __call__(self, x, sigma, **kwargs):
             return x
@@ -79,7 +85,10 @@ def main():
     x = lr + sigmas[0] * noise
     etas = etas_at_sigmas(ms, sigmas)
     overhead = {}
+    variance = torch.rand(1, a.latent * 8, a.latent * 8)
     for name, fn in {"dossr": lambda: sample_dossr(identity, x, sigmas, x_hat0=lr, etas=etas, disable=True),
+                     "dossr + TSS map": lambda: sample_dossr(identity, x, sigmas, x_hat0=lr, variance=variance,
+                                                             disable=True),
                      "dpmpp_2m_sde": lambda: kds.sample_dpmpp_2m_sde(identity, x, sigmas, disable=True)}.items():
         fn()
         start = time.perf_counter()

@@ -4,7 +4,8 @@
     python tests/benchmarks/bench_starter_quality.py [--scale 4]
 
 Rows: bicubic; DoSSR at 1/3/5 steps, orders 1 and 3 (from the noised LR, last step to sigma 0);
-DoSSR's released ending (the state at t=0); DDPM from pure noise at 5 steps with the same model.
+DoSSR's released ending (the state at t=0); DDPM from pure noise at 5 steps with the same model;
+uniform vs TDS vs TSS (per-pixel) schedules for DoSSR and for Euler img2img from t = 400.
 Averaged over the held-out images and 2 seeds.
 """
 import argparse
@@ -29,6 +30,10 @@ def main():
     rows = [("bicubic", None)] + [(f"DoSSR {n} step{'s' if n > 1 else ''}, order {o}", ("dossr", n, o, True))
                                  for n in (1, 3, 5) for o in (1, 3)]
     rows += [("DoSSR 5 steps, order 1, t=0 state", ("dossr", 5, 1, False)), ("DDPM from noise, 5 steps", ("ddpm", 5, 1, True))]
+    rows += [(f"{label}, {schedule}", (sampler, steps, order, True, schedule))
+             for label, sampler, steps, order in [("DoSSR 5 steps, order 3", "dossr", 5, 3),
+                                                  ("Euler 8 steps from t=400", "euler", 8, 1)]
+             for schedule in ("uniform", "tds", "tss")]
     print(f"starter model, x{a.scale}, held-out {', '.join(images)} ({len(images)} images x {a.seeds} seeds), "
           f"LR = bicubic downscale")
     print(f"{'method':36s} {'PSNR (dB)':>10s} {'SSIM':>7s}")
@@ -38,7 +43,7 @@ def main():
             lr = ev.bicubic(hr, (hr.shape[1] // a.scale, hr.shape[0] // a.scale))
             for seed in range(a.seeds if how else 1):
                 sr = ev.bicubic(lr, (hr.shape[1], hr.shape[0])) if how is None else \
-                    ev.upscale(model, cond, lr, a.scale, how[0], how[1], how[2], seed, final_clean=how[3])
+                    ev.upscale(model, cond, lr, a.scale, *how[:3], seed, *how[3:])
                 scores.append((ev.psnr(sr, hr), ev.ssim(sr, hr)))
         p, s = np.mean(scores, axis=0)
         print(f"{label:36s} {p:10.2f} {s:7.4f}")
