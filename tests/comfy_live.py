@@ -64,6 +64,20 @@ class ExecutionFailed(Exception):
         super().__init__(f"{self.exception_message}\n{json.dumps(status, indent=1)[:4000]}")
 
 
+class Watched:
+    """What the server's websocket said about one prompt (ComfyClient.run_watched)."""
+
+    def __init__(self):
+        self.prompt_id, self.messages, self.frames = None, [], 0
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [m["data"] for m in self.messages if m.get("type") == kind]
+
+    def progress(self, node_id: str) -> list[tuple[int, int]]:
+        """(value, max) of the progress messages for one node."""
+        return [(d["value"], d["max"]) for d in self.of_type("progress") if str(d.get("node")) == str(node_id)]
+
+
 class ComfyClient:
     def __init__(self, base_url: str, output_dir: pathlib.Path, input_dir: pathlib.Path):
         self.base_url = base_url
@@ -107,6 +121,42 @@ class ComfyClient:
     def run(self, prompt: dict, timeout: float = 600) -> dict:
         """Queue, wait, return {node_id: outputs}; raises PromptRejected or ExecutionFailed."""
         return self.wait(self.queue(prompt), timeout)["outputs"]
+
+    def run_watched(self, prompt: dict, interrupt_at_step: int | None = None, timeout: float = 600) -> "Watched":
+        """Queue over this client's websocket, as the browser does, and record what the server sends
+        for the prompt: its JSON messages and the count of binary (preview image) frames. With
+        interrupt_at_step, POST /interrupt once a progress message reaches that step."""
+        import asyncio
+
+        import aiohttp
+
+        async def watch():
+            watched = Watched()
+            ws_url = self.base_url.replace("http://", "ws://") + f"/ws?clientId={self.client_id}"
+            async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
+                watched.prompt_id = await asyncio.to_thread(self.queue, prompt)
+                interrupted = False
+                async for msg in ws:
+                    if msg.type == aiohttp.WSMsgType.BINARY:
+                        watched.frames += 1
+                        continue
+                    if msg.type != aiohttp.WSMsgType.TEXT:
+                        break
+                    message = json.loads(msg.data)
+                    data = message.get("data") or {}
+                    if data.get("prompt_id") not in (None, watched.prompt_id):
+                        continue
+                    watched.messages.append(message)
+                    kind = message.get("type")
+                    if kind == "progress" and interrupt_at_step and data["value"] >= interrupt_at_step and not interrupted:
+                        interrupted = True
+                        async with session.post(self.base_url + "/interrupt") as r:
+                            r.raise_for_status()
+                    if kind in ("execution_success", "execution_error", "execution_interrupted"):
+                        break
+            return watched
+
+        return asyncio.run(asyncio.wait_for(watch(), timeout))
 
     def output_images(self, outputs: dict, node_id: str) -> list[pathlib.Path]:
         """Saved images (type 'output') of one node; previews go to the temp folder and are left out."""

@@ -12,6 +12,21 @@ from workflow_builder import build_workflow  # noqa: E402
 
 SAMPLE = "chelsea_lr.png"
 
+# Nodes 1-9 of the TSS graphs on DoSSR's checkpoint (SD 2.1 + SR ControlNet): load, ESRGAN x4 and
+# encode, the per-pixel patch, the LR's texture map, the prompts with the ControlNet applied.
+TSS_CONTROLNET_FRONT = {
+    1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
+    2: ("LoadImage", {"image": SAMPLE}),
+    3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
+    4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 2)}),
+    5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
+    6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
+    7: ("CLIPTextEncode", {"text": "clean, high-resolution, 8k", "clip": (1, 1)}),
+    8: ("CLIPTextEncode", {"text": "", "clip": (1, 1)}),
+    9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3), "image": (3, 0),
+                                    "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": (1, 2)}),
+}
+
 WORKFLOWS = {
     # The main job, offline: the bundled starter model, one DoSSR step to sigma 0 (its best measured
     # setting, README), wavelet colour fix.
@@ -63,17 +78,7 @@ WORKFLOWS = {
     # patch and the DoSSR Sampler fed the LR's texture map, so textured pixels get their own timesteps.
     "dossr_tss_x4": (
         {
-            1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
-            2: ("LoadImage", {"image": SAMPLE}),
-            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
-            4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 2)}),
-            5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
-            6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
-            7: ("CLIPTextEncode", {"text": "clean, high-resolution, 8k", "clip": (1, 1)}),
-            8: ("CLIPTextEncode", {"text": "", "clip": (1, 1)}),
-            9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3),
-                                            "image": (3, 0), "strength": 1.0, "start_percent": 0.0,
-                                            "end_percent": 1.0, "vae": (1, 2)}),
+            **TSS_CONTROLNET_FRONT,
             10: ("CFGGuider", {"model": (5, 0), "positive": (9, 0), "negative": (9, 1), "cfg": 1.0}),
             11: ("TimeAwareSR_DoSSRScheduler", {"model": (5, 0), "steps": 5, "t1": 500}),
             12: ("TimeAwareSR_DoSSRSampler", {"order": 3, "t1": 500, "variance_map": (6, 1), "a_min": 225.0,
@@ -119,17 +124,7 @@ WORKFLOWS = {
     # ESRGAN upscale -> encode -> per-pixel schedules, the ControlNet also per pixel -> colour fix.
     "tss_controlnet_x4": (
         {
-            1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
-            2: ("LoadImage", {"image": SAMPLE}),
-            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
-            4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 2)}),
-            5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
-            6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
-            7: ("CLIPTextEncode", {"text": "clean, high-resolution, 8k", "clip": (1, 1)}),
-            8: ("CLIPTextEncode", {"text": "", "clip": (1, 1)}),
-            9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3),
-                                            "image": (3, 0), "strength": 1.0, "start_percent": 0.0,
-                                            "end_percent": 1.0, "vae": (1, 2)}),
+            **TSS_CONTROLNET_FRONT,
             10: ("TimeAwareSR_TDSScheduler", {"model": (5, 0), "steps": 10, "a": 250.0, "n": 1.0, "start": 499.0,
                                              "end": 0.0}),
             11: ("TimeAwareSR_TSSSampler", {"variance_map": (6, 1), "base": "dpmpp_2m", "a_min": 200.0,

@@ -183,3 +183,27 @@ def test_bad_dossr_tss_parameters_are_rejected_by_name(comfy, lr_image, change, 
     with pytest.raises(PromptRejected) as err:
         comfy.run(tss_dossr_prompt(lr_image, **change))
     assert message in err.value.messages()
+
+
+@pytest.mark.parametrize("per_pixel", [False, True], ids=["dossr", "dossr_tss"])
+def test_progress_and_latent_previews_reach_the_browser(comfy, lr_image, per_pixel):
+    p = tss_dossr_prompt(lr_image) if per_pixel else custom_prompt(lr_image)
+    p["10"]["inputs"]["steps"] = 4
+    watched = comfy.run_watched(p)
+    assert watched.of_type("execution_success"), watched.messages[-3:]
+    assert watched.progress("13") == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert watched.frames >= 4  # one latent2rgb preview per step
+
+
+def test_an_interrupted_run_stops_early_and_leaves_nothing_behind(comfy, lr_image):
+    """Interrupt TSS-DoSSR mid-run; the same graph then gives exactly the image of an uninterrupted run."""
+    reference = saved_image(comfy, comfy.run(tss_dossr_prompt(lr_image)), "15")
+    long_run = tss_dossr_prompt(lr_image)
+    long_run["10"]["inputs"]["steps"] = 300
+    watched = comfy.run_watched(long_run, interrupt_at_step=2)
+    assert watched.of_type("execution_interrupted")
+    assert max(v for v, _ in watched.progress("13")) < 300
+    again = comfy.run_watched(tss_dossr_prompt(lr_image))
+    assert again.progress("13")  # the sampler really ran again (ComfyUI dropped the old result from its cache)
+    outputs = comfy.get(f"/history/{again.prompt_id}")[again.prompt_id]["outputs"]
+    assert np.array_equal(saved_image(comfy, outputs, "15"), reference)

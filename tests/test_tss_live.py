@@ -69,3 +69,12 @@ def test_the_dossr_scheduler_refuses_a_flow_matching_model(comfy, sd3_unet):
     with pytest.raises(ExecutionFailed) as err:
         comfy.run(prompt)
     assert "DoSSR needs a discrete-time (DDPM) diffusion model" in err.value.exception_message
+
+
+def test_tss_sampler_reports_progress_and_previews(comfy, tss_prompt):
+    prompt = json.loads(json.dumps(tss_prompt))
+    prompt["10"]["inputs"]["steps"] = 3
+    watched = comfy.run_watched(prompt)
+    assert watched.of_type("execution_success"), watched.messages[-3:]
+    assert watched.progress("14") == [(1, 3), (2, 3), (3, 3)]
+    assert watched.frames >= 3
