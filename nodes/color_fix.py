@@ -36,7 +36,7 @@ class ColorFix(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, method) -> bool | str:
+    def validate_inputs(cls, method=None) -> bool | str:
         return one_of("method", method, METHODS)
 
     @classmethod

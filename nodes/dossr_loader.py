@@ -32,7 +32,7 @@ class DoSSRCheckpointLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, ckpt_name) -> bool | str:
+    def validate_inputs(cls, ckpt_name=None) -> bool | str:
         return model_file("ckpt_name", FOLDER, ckpt_name, "download dossr_default.ckpt from the DoSSR release")
 
     @classmethod

@@ -1,10 +1,15 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import pixel_schedule
+from .validation import pixel_schedule, raise_unless_valid
 
 T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
               "models were trained with 500; keep it unless you trained your own.")
+
+
+
+def t1_out_of_range(t1) -> str:
+    return f"t1 must be between 2 and 1000, got {t1}"
 
 
 class DoSSRScheduler(io.ComfyNode):
@@ -31,8 +36,10 @@ class DoSSRScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps, t1) -> bool | str:
-        if not 1 <= steps < t1:
+    def validate_inputs(cls, steps=None, t1=None) -> bool | str:
+        if t1 is not None and not 2 <= t1 <= 1000:
+            return t1_out_of_range(t1)
+        if None not in (steps, t1) and not 1 <= steps < t1:  # dossr_sigmas checks linked values
             return f"steps must be at least 1 and below t1 ({t1}), got {steps}"
         return True
 
@@ -74,9 +81,9 @@ class DoSSRSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t1, a_min=225.0, a_max=325.0, n_min=1.0, n_max=2.5) -> bool | str:
-        if not 2 <= t1 <= 1000:
-            return f"t1 must be between 2 and 1000, got {t1}"
+    def validate_inputs(cls, t1=None, a_min=None, a_max=None, n_min=None, n_max=None) -> bool | str:
+        if t1 is not None and not 2 <= t1 <= 1000:
+            return t1_out_of_range(t1)
         return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=t1)
 
     @classmethod
@@ -85,6 +92,7 @@ class DoSSRSampler(io.ComfyNode):
 
         from ..samplers.dossr_solver import sample_dossr
 
+        raise_unless_valid(cls.validate_inputs(t1, a_min, a_max, n_min, n_max))
         options = {"order": order, "t1": t1}
         if variance_map is not None:
             options.update(variance=variance_map, a_range=(a_min, a_max), n_range=(n_min, n_max))

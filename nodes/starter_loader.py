@@ -33,7 +33,7 @@ class StarterModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, model_name) -> bool | str:
+    def validate_inputs(cls, model_name=None) -> bool | str:
         return model_file("model_name", FOLDER, model_name, "the bundled file is model_patches/weights/" + DEFAULT)
 
     @classmethod

@@ -31,9 +31,13 @@ class TDSScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, a, n, start, end) -> bool | str:
+    def validate_inputs(cls, a=None, n=None, start=None, end=None) -> bool | str:
         from ..samplers.tds_schedule import check_tds_parameters
 
+        if None in (a, n, start, end):
+            return True  # a linked value: tds_sigmas checks it when the node runs
+        if n > 10 or start > 999:
+            return f"n must be at most 10 and start at most 999, got n {n}, start {start}"
         try:
             check_tds_parameters(a, n, start, end)
         except ValueError as e:

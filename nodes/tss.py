@@ -1,7 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import one_of, pixel_schedule
+from .validation import one_of, pixel_schedule, raise_unless_valid
 
 BASES = ["euler", "dpmpp_2m"]
 
@@ -53,10 +53,9 @@ class TSSSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, base, a_min, a_max, n_min, n_max) -> bool | str:
-        if base not in BASES:
-            return one_of("base", base, BASES)
-        return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=999)
+    def validate_inputs(cls, base=None, a_min=None, a_max=None, n_min=None, n_max=None) -> bool | str:
+        valid = one_of("base", base, BASES)
+        return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=999) if valid is True else valid
 
     @classmethod
     def execute(cls, variance_map, base, a_min, a_max, n_min, n_max) -> io.NodeOutput:
@@ -64,5 +63,6 @@ class TSSSampler(io.ComfyNode):
 
         from ..samplers.tss_sampler import sample_tss
 
+        raise_unless_valid(cls.validate_inputs(base, a_min, a_max, n_min, n_max))
         options = {"variance": variance_map, "base": base, "a_range": (a_min, a_max), "n_range": (n_min, n_max)}
         return io.NodeOutput(comfy.samplers.KSAMPLER(sample_tss, extra_options=options))

@@ -46,6 +46,8 @@ def tds_sigmas(model_sampling, steps: int, a: float | None = None, n: float = DE
     """The model's own sigma(t) (interpolated) at the TDS timesteps, then 0, like ComfyUI's schedulers."""
     T = float(len(model_sampling.sigmas) - 1)
     t_start = T if t_start is None else float(t_start)
+    if t_start > T:
+        raise ValueError(f"the start timestep must be at most {T:g} for this model, got {t_start:g}")
     a = DEFAULT_A_FRACTION * T if a is None else float(a)
     t = tds_timesteps(steps, a, n, t_start, t_end)
     sigmas = model_sampling.sigma(t.float())

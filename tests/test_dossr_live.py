@@ -207,3 +207,17 @@ def test_an_interrupted_run_stops_early_and_leaves_nothing_behind(comfy, lr_imag
     assert again.progress("13")  # the sampler really ran again (ComfyUI dropped the old result from its cache)
     outputs = comfy.get(f"/history/{again.prompt_id}")[again.prompt_id]["outputs"]
     assert np.array_equal(saved_image(comfy, outputs, "15"), reference)
+
+
+def test_inputs_fed_by_links_are_checked_when_the_graph_runs(comfy, lr_image):
+    """Widgets converted to inputs (here PrimitiveInt / PrimitiveFloat nodes) reach validate_inputs
+    without a value; a good value runs, a bad one fails at run time with the same message."""
+    p = tss_dossr_prompt(lr_image)
+    p["30"] = {"class_type": "PrimitiveInt", "inputs": {"value": 3}}
+    p["31"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 2.0}}
+    p["10"]["inputs"]["steps"] = ["30", 0]
+    p["11"]["inputs"]["n_max"] = ["31", 0]
+    assert saved_image(comfy, comfy.run(p), "15").shape == (256, 384, 3)
+    p["31"]["inputs"]["value"] = 0.5
+    with pytest.raises(ExecutionFailed, match="n_min and n_max must satisfy 1 <= n_min <= n_max <= 10"):
+        comfy.run(p)
