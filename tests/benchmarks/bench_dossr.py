@@ -46,12 +46,18 @@ def main():
     cond = [[torch.randn(1, 77, width), {}]]
     lr = torch.randn(1, 4, a.latent, a.latent)
     noise = torch.randn_like(lr)
-    samplers = {"dossr (order 3)": comfy.samplers.KSAMPLER(sample_dossr, {"order": 3}),
-                "dpmpp_2m_sde": comfy.samplers.sampler_object("dpmpp_2m_sde")}
+    from timeaware_sr.model_patches.spatial_timestep import patch_spatial_timesteps
 
-    def run(sampler):
+    variance = torch.rand(1, a.latent * 8, a.latent * 8, generator=torch.Generator().manual_seed(0))
+    samplers = {"dossr (order 3)": (model, comfy.samplers.KSAMPLER(sample_dossr, {"order": 3})),
+                "dpmpp_2m_sde": (model, comfy.samplers.sampler_object("dpmpp_2m_sde")),
+                "dossr + TSS map": (patch_spatial_timesteps(model),
+                                    comfy.samplers.KSAMPLER(sample_dossr, {"order": 3, "variance": variance}))}
+
+    def run(model_and_sampler):
+        m, sampler = model_and_sampler
         start = time.perf_counter()
-        comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, cond, cond, lr, seed=1, disable_pbar=True)
+        comfy.sample.sample_custom(m, noise, 1.0, sampler, sigmas, cond, cond, lr, seed=1, disable_pbar=True)
         if torch.cuda.is_available() and a.device != "cpu":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -68,6 +74,8 @@ def main():
     for name, t in times.items():
         print(f"  {name:18s} median {med[name]:.3f} s   runs {', '.join(f'{x:.3f}' for x in t)}")
     print(f"  ratio dossr / dpmpp_2m_sde: {med['dossr (order 3)'] / med['dpmpp_2m_sde']:.3f}")
+    print(f"  ratio dossr + TSS map (patched model, per-pixel timesteps) / dossr: "
+          f"{med['dossr + TSS map'] / med['dossr (order 3)']:.3f}")
 
     # Sampler-only overhead: the same loops around a model that costs nothing.
     import comfy.patcher_extension
@@ -85,7 +93,6 @@ def main():
     x = lr + sigmas[0] * noise
     etas = etas_at_sigmas(ms, sigmas)
     overhead = {}
-    variance = torch.rand(1, a.latent * 8, a.latent * 8)
     for name, fn in {"dossr": lambda: sample_dossr(identity, x, sigmas, x_hat0=lr, etas=etas, disable=True),
                      "dossr + TSS map": lambda: sample_dossr(identity, x, sigmas, x_hat0=lr, variance=variance,
                                                              disable=True),
