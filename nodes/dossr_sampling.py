@@ -8,6 +8,10 @@ T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus n
 
 
 
+# TSS per-pixel schedule defaults for DoSSR's interval [0, t1 - 1] (sample_dossr's own defaults)
+A_MIN, A_MAX, N_MIN, N_MAX = 225.0, 325.0, 1.0, 2.5
+
+
 def t1_out_of_range(t1) -> str:
     return f"t1 must be between 2 and 1000, got {t1}"
 
@@ -68,13 +72,13 @@ class DoSSRSampler(io.ComfyNode):
                 io.Int.Input("t1", default=500, min=2, max=1000, tooltip=T1_TOOLTIP),
                 io.Mask.Input("variance_map", optional=True,
                               tooltip="Optional, from 'SDS Variance Map' on the LR image: turns on TSS per-pixel schedules."),
-                io.Float.Input("a_min", default=225.0, min=1.0, max=998.0, step=1.0, optional=True,
+                io.Float.Input("a_min", default=A_MIN, min=1.0, max=998.0, step=1.0, optional=True,
                                tooltip="TSS only: sparsest timestep for smooth pixels, inside (0, t1)."),
-                io.Float.Input("a_max", default=325.0, min=1.0, max=998.0, step=1.0, optional=True,
+                io.Float.Input("a_max", default=A_MAX, min=1.0, max=998.0, step=1.0, optional=True,
                                tooltip="TSS only: sparsest timestep for the most textured pixels, inside (0, t1)."),
-                io.Float.Input("n_min", default=1.0, min=1.0, max=10.0, step=0.1, optional=True,
+                io.Float.Input("n_min", default=N_MIN, min=1.0, max=10.0, step=0.1, optional=True,
                                tooltip="TSS only: schedule power for smooth pixels (1 = DoSSR's own timesteps)."),
-                io.Float.Input("n_max", default=2.5, min=1.0, max=10.0, step=0.1, optional=True,
+                io.Float.Input("n_max", default=N_MAX, min=1.0, max=10.0, step=0.1, optional=True,
                                tooltip="TSS only: schedule power for the most textured pixels."),
             ],
             outputs=[io.Sampler.Output()],
@@ -87,7 +91,7 @@ class DoSSRSampler(io.ComfyNode):
         return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=t1)
 
     @classmethod
-    def execute(cls, order, t1, variance_map=None, a_min=225.0, a_max=325.0, n_min=1.0, n_max=2.5) -> io.NodeOutput:
+    def execute(cls, order, t1, variance_map=None, a_min=A_MIN, a_max=A_MAX, n_min=N_MIN, n_max=N_MAX) -> io.NodeOutput:
         import comfy.samplers
 
         from ..samplers.dossr_solver import sample_dossr
