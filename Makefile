@@ -7,7 +7,7 @@ bootstrap:
 	@bash .ci/bootstrap.sh
 
 demo: bootstrap
-	$(PY) tests/demo.py
+	$(PY) tests/tools/demo.py
 
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -18,9 +18,9 @@ dev-extras: bootstrap
 
 # Benchmarks print numbers (real SD2.1 size on CPU takes several minutes each).
 bench: dev-extras
-	$(PY) tests/benchmarks/bench_dossr.py
-	$(PY) tests/benchmarks/bench_tss.py
-	$(PY) tests/benchmarks/bench_starter_quality.py
+	$(PY) tests/tools/benchmarks/bench_dossr.py
+	$(PY) tests/tools/benchmarks/bench_tss.py
+	$(PY) tests/tools/benchmarks/bench_starter_quality.py
 
 train-starter: dev-extras
-	$(PY) tests/train_starter_sr.py
+	$(PY) tests/tools/train_starter_sr.py

@@ -37,6 +37,6 @@ class DoSSRCheckpointLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, ckpt_name) -> io.NodeOutput:
-        from ..model_patches.dossr_checkpoint import load_dossr
+        from ..model_patches.dossr.checkpoint import load_dossr
 
         return io.NodeOutput(*load_dossr(folder_paths.get_full_path_or_raise(FOLDER, ckpt_name)))

@@ -38,6 +38,6 @@ class StarterModelLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name) -> io.NodeOutput:
-        from ..model_patches.starter_sr import load_starter
+        from ..model_patches.starter.starter_sr import load_starter
 
         return io.NodeOutput(*load_starter(folder_paths.get_full_path_or_raise(FOLDER, model_name)))

@@ -21,7 +21,7 @@ class TSSSpatialTimestepPatch(io.ComfyNode):
 
     @classmethod
     def execute(cls, model) -> io.NodeOutput:
-        from ..model_patches.spatial_timestep import patch_spatial_timesteps
+        from ..model_patches.tss.spatial_timestep import patch_spatial_timesteps
 
         return io.NodeOutput(patch_spatial_timesteps(model))
 

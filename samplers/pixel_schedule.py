@@ -3,11 +3,11 @@
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over a sampler's
 timesteps t_k, with a(v), n(v) linear in the SDS variance map v. Samplers call the model with the
 scalar sigma and put the pixel's sigma map in transformer_options, which the per-pixel timestep
-patch (model_patches/spatial_timestep.py) reads.
+patch (model_patches/tss/spatial_timestep.py) reads.
 """
 import torch
 
-from ..model_patches.spatial_timestep import SIGMA_MAP_KEY, WRAPPER_KEY
+from ..model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, WRAPPER_KEY
 from .sds_map import to_latent_size
 from .tds_schedule import tds_remap_interval
 

@@ -3,7 +3,7 @@
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over the uniform
 timesteps t_k of the given sigmas, with a(v), n(v) linear in the SDS variance map v. The model is
 called with the scalar (uniform) sigma and the map in transformer_options; it must carry the
-per-pixel timestep patch (model_patches/spatial_timestep.py). Updates are the base samplers'
+per-pixel timestep patch (model_patches/tss/spatial_timestep.py). Updates are the base samplers'
 (k-diffusion's sample_euler / sample_dpmpp_2m) applied elementwise.
 """
 import torch

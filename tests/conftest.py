@@ -1,36 +1,15 @@
 """Test set-up: ComfyUI importable in-process, the pack importable as `timeaware_sr`, and a
 session-wide real ComfyUI server (`comfy` fixture) whose log is attached to failing tests."""
-import importlib.util
-import os
 import pathlib
 import sys
 
 import pytest
 
-TESTS_DIR = pathlib.Path(__file__).resolve().parent
-sys.path.insert(0, str(TESTS_DIR))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-import comfy_live  # noqa: E402
+from support import comfy_live, env  # noqa: E402
 
-PACK_DIR = comfy_live.PACK_DIR
-COMFY_DIR = comfy_live.comfyui_dir()
-sys.path.insert(0, str(COMFY_DIR))
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # unit tests are CPU and reproducible
-
-from comfy.cli_args import args  # noqa: E402
-
-args.cpu = True  # before comfy.model_management is first imported
-
-
-def _import_pack(name: str = "timeaware_sr"):
-    spec = importlib.util.spec_from_file_location(name, PACK_DIR / "__init__.py", submodule_search_locations=[str(PACK_DIR)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_import_pack().register_model_folders()  # as comfy_entrypoint does before ComfyUI reads the schemas
+COMFY_DIR = env.setup(cpu=True)  # unit tests are CPU and reproducible
 _server = None
 
 
@@ -100,9 +79,7 @@ def pytest_collection_modifyitems(items):
 def shipped_models(test_model_dirs):
     """Tiny random-weight stand-ins, in the official formats, for every model file the shipped
     workflows name."""
-    import ckpt_factory
+    from support import shipped_models as shipped
 
-    target = test_model_dirs["dossr"] / "dossr_default.ckpt"
-    if not target.exists():
-        ckpt_factory.write_torch_checkpoint(target, ckpt_factory.dossr_state_dict("tiny"))
+    shipped.write_all(test_model_dirs)
     return test_model_dirs

@@ -6,7 +6,7 @@ import torch
 
 import comfy.model_base
 import comfy.model_detection
-import ckpt_factory as cf
+from support import ckpt_factory as cf
 
 STRUCTURE_KEYS = ["in_channels", "out_channels", "num_res_blocks", "channel_mult", "transformer_depth",
                   "transformer_depth_output", "transformer_depth_middle", "use_linear_in_transformer",

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from comfy_live import ExecutionFailed, PromptRejected
+from support.comfy_live import ExecutionFailed, PromptRejected
 from timeaware_sr.samplers.color_fix import color_fix_images
 
 

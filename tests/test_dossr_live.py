@@ -8,8 +8,8 @@ import safetensors.torch
 import torch
 from PIL import Image
 
-import comfy_live
-from comfy_live import ExecutionFailed, PromptRejected
+from support import comfy_live
+from support.comfy_live import ExecutionFailed, PromptRejected
 
 SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
 
@@ -139,7 +139,7 @@ def test_a_missing_checkpoint_is_rejected_with_its_folder(comfy, lr_image):
 
 
 def test_a_wrong_file_in_the_dossr_folder_fails_saying_what_it_is(comfy, lr_image, shipped_models):
-    import ckpt_factory
+    from support import ckpt_factory
 
     sd = ckpt_factory.unet_state_dict("sd21", "tiny")
     safetensors.torch.save_file(sd, str(shipped_models["dossr"] / "not_dossr.safetensors"))

@@ -5,9 +5,9 @@ import pytest
 import safetensors.torch
 import torch
 
-import ckpt_factory as cf
+from support import ckpt_factory as cf
 from timeaware_sr.model_patches.checkpoint_io import CheckpointError
-from timeaware_sr.model_patches.dossr_checkpoint import COMPONENTS, load_dossr
+from timeaware_sr.model_patches.dossr.checkpoint import COMPONENTS, load_dossr
 
 
 @pytest.fixture(scope="module")

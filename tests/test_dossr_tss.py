@@ -3,14 +3,14 @@ checked against plain scalar DoSSR runs through ComfyUI's own sampling stack."""
 import pytest
 import torch
 
-import ckpt_factory as cf
+from support import ckpt_factory as cf
 import comfy.sample
 import comfy.samplers
 from timeaware_sr.model_patches.sd_components import build_unet
-from timeaware_sr.model_patches.spatial_timestep import patch_spatial_timesteps
+from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
 from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, eta_at, eta_schedule
 from timeaware_sr.samplers.dossr_solver import sample_dossr
-from toy_models import pixelwise_unet_model
+from support.toy_models import pixelwise_unet_model
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-import comfy_live
+from support import comfy_live
 import timeaware_sr
 from timeaware_sr.nodes import NODE_LIST
 

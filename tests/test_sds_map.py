@@ -53,7 +53,7 @@ def test_live_sds_node_previews_the_map(comfy):
     import numpy as np
     from PIL import Image
 
-    import comfy_live
+    from support import comfy_live
 
     sample = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
     shutil.copy(sample, comfy.input_dir / sample.name)

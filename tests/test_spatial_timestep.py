@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-import ckpt_factory as cf
+from support import ckpt_factory as cf
 import comfy.model_base
 import comfy.model_management
 from timeaware_sr.model_patches.sd_components import build_unet
-from timeaware_sr.model_patches.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
-from toy_models import pixelwise_unet_model
+from timeaware_sr.model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
+from support.toy_models import pixelwise_unet_model
 
 CONTEXT = {"sd15": cf.TINY_CONTEXT, "sd21": cf.TINY_CONTEXT, "sdxl": cf.TINY_CONTEXT}
 

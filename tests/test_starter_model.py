@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import safetensors.torch
 
-import ckpt_factory as cf
-import starter_eval as ev
+from support import ckpt_factory as cf
+from support import starter_eval as ev
 from timeaware_sr.model_patches.checkpoint_io import CheckpointError
-from timeaware_sr.model_patches.dossr_checkpoint import load_dossr
-from timeaware_sr.model_patches.starter_sr import load_starter
+from timeaware_sr.model_patches.dossr.checkpoint import load_dossr
+from timeaware_sr.model_patches.starter.starter_sr import load_starter
 
-# Recorded with tests/starter_eval.py on the shipped weights: DoSSR 1 step to sigma 0, seed 0, x4,
+# Recorded with tests/support/starter_eval.py on the shipped weights: DoSSR 1 step to sigma 0, seed 0, x4,
 # held-out coffee crop (bicubic: 26.153 dB). Seeded and deterministic on CPU; 0.1 dB covers
 # thread-count rounding, and still catches a regression to bicubic level.
 PINNED_PSNR = 26.679

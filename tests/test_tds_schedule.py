@@ -5,7 +5,7 @@ import torch
 
 import comfy.model_sampling
 import comfy.samplers
-from comfy_live import PromptRejected
+from support.comfy_live import PromptRejected
 from timeaware_sr.samplers.tds_schedule import tds_remap, tds_sigmas, tds_timesteps
 
 T = 999.0

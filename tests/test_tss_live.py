@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-import comfy_live
-from comfy_live import ExecutionFailed, PromptRejected
+from support import comfy_live
+from support.comfy_live import ExecutionFailed, PromptRejected
 
 SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
 
@@ -39,7 +39,7 @@ def test_bad_tss_sampler_parameters_are_rejected_by_name(comfy, tss_prompt, chan
 @pytest.fixture(scope="module")
 def sd3_unet(comfy, test_model_dirs):
     """A tiny SD3 (MMDiT, flow-matching) diffusion model file that stock UNETLoader loads."""
-    import ckpt_factory
+    from support import ckpt_factory
 
     source = ckpt_factory.cached_checkpoint("tiny_sd3_mmdit", ckpt_factory.sd3_mmdit_state_dict, seed=0)
     shutil.copy(source, test_model_dirs["diffusion_models"] / "tiny_sd3.safetensors")

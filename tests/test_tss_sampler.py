@@ -2,12 +2,12 @@
 import pytest
 import torch
 
-import ckpt_factory as cf
+from support import ckpt_factory as cf
 import comfy.k_diffusion.sampling as kds
 import comfy.sample
 import comfy.samplers
 from timeaware_sr.model_patches.sd_components import build_unet
-from timeaware_sr.model_patches.spatial_timestep import patch_spatial_timesteps
+from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
 from timeaware_sr.samplers.tss_sampler import sample_tss, tss_sigma_maps
 
 
@@ -86,7 +86,7 @@ def test_an_unpatched_model_is_refused_with_directions(model):
 
 @pytest.fixture(scope="module")
 def dossr_parts(tmp_path_factory):
-    from timeaware_sr.model_patches.dossr_checkpoint import load_dossr
+    from timeaware_sr.model_patches.dossr.checkpoint import load_dossr
 
     return load_dossr(str(cf.tiny_dossr_checkpoint()))
 

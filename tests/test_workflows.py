@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import comfy_live
+from support import comfy_live
 
 WORKFLOWS = sorted((comfy_live.PACK_DIR / "workflows").glob("*.json"))
 SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
@@ -39,7 +39,7 @@ def test_shipped_workflow_runs_on_the_live_server(comfy, shipped_models, workflo
 
 
 def test_make_demo_writes_an_upscaled_image(tmp_path):
-    out = subprocess.run([sys.executable, str(comfy_live.PACK_DIR / "tests" / "demo.py"), "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, str(comfy_live.PACK_DIR / "tests" / "tools" / "demo.py"), "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "wrote " in out.stdout and "time: " in out.stdout

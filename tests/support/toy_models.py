@@ -1,7 +1,7 @@
 """Small models for exact per-pixel checks."""
 import torch
 
-import ckpt_factory as cf
+from . import ckpt_factory as cf
 from timeaware_sr.model_patches.sd_components import build_unet
 
 

@@ -1,6 +1,6 @@
 """Cost of TSS's per-pixel timesteps (issue: TSS; goal patched/unpatched <= 1.10).
 
-    python tests/benchmarks/bench_tss.py [--size real|tiny] [--latent 64] [--repeats 5]
+    python tests/tools/benchmarks/bench_tss.py [--size real|tiny] [--latent 64] [--repeats 5]
 
 Prints the UNet forward time unpatched, patched with no map, and patched with a per-pixel map
 (a TDS+SDS map with many distinct timesteps), their ratios, and the TSS sampler's own per-step cost
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 
 def main():
@@ -22,15 +22,19 @@ def main():
     ap.add_argument("--size", default="real", choices=["real", "tiny"])
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
-    import conftest  # noqa: F401
+    from support import env
+
+    env.setup(cpu=a.device == "cpu")
+    print(f"device: {env.device_name()}")
     from types import SimpleNamespace
 
-    import ckpt_factory as cf
+    from support import ckpt_factory as cf
     import comfy.model_management
     import comfy.samplers
     from timeaware_sr.model_patches.sd_components import build_unet
-    from timeaware_sr.model_patches.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
+    from timeaware_sr.model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
     from timeaware_sr.samplers.tss_sampler import sample_tss, tss_sigma_maps
 
     sd = cf.unet_state_dict("sd21", a.size, "eps")

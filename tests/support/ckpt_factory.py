@@ -243,3 +243,10 @@ def write_torch_checkpoint(path, sd: dict, wrap: str = "state_dict"):
 
 def tiny_dossr_checkpoint(seed: int = 0) -> pathlib.Path:
     return cached_checkpoint(f"tiny_dossr_{seed}", dossr_state_dict, size="tiny", seed=seed)
+
+
+def write_shipped_models(model_dirs):
+    """The DoSSR checkpoint the shipped DoSSR/TSS workflows name (tiny, official layout)."""
+    target = model_dirs["dossr"] / "dossr_default.ckpt"
+    if not target.exists():
+        write_torch_checkpoint(target, dossr_state_dict("tiny"))

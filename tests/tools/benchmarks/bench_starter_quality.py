@@ -1,7 +1,7 @@
 """Held-out quality of the starter SR model: PSNR / SSIM table (issue: starter model).
 
     pip install scikit-image==0.26.0   # SSIM and the coffee / rocket held-out photos
-    python tests/benchmarks/bench_starter_quality.py [--scale 4]
+    python tests/tools/benchmarks/bench_starter_quality.py [--scale 4]
 
 Rows: bicubic; DoSSR at 1/3/5 steps, orders 1 and 3 (from the noised LR, last step to sigma 0);
 DoSSR's released ending (the state at t=0); DDPM from pure noise at 5 steps with the same model;
@@ -14,16 +14,20 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
-    import conftest  # noqa: F401
-    import starter_eval as ev
+    from support import env
+
+    env.setup(cpu=a.device == "cpu")
+    print(f"device: {env.device_name()}")
+    from support import starter_eval as ev
 
     model, _, cond = ev.load_model()
     images = ev.held_out_images()

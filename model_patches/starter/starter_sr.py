@@ -19,7 +19,7 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.supported_models_base
 
-from .checkpoint_io import CheckpointError, check_keys, describe, read_checkpoint, with_prefix
+from ..checkpoint_io import CheckpointError, check_keys, describe, read_checkpoint, with_prefix
 
 PREFIX = "timeaware_sr.starter."  # every tensor key; tells this file apart from any other layout
 UNET_CONFIG = dict(
@@ -47,7 +47,7 @@ class StarterSRConfig(comfy.supported_models_base.BASE):
 class StarterSRModel(comfy.model_base.BaseModel):
     """Residual x0-predictor on cat(x_VP, upscaled LR); the LR is the sampler's input latent."""
 
-    predicts_x0 = True  # its output is x0 itself (model_patches/spatial_timestep.py reads this)
+    predicts_x0 = True  # its output is x0 itself (model_patches/tss/spatial_timestep.py reads this)
 
     def __init__(self, model_config, device=None):
         # EPS sampling gives the discrete VP schedule and input scaling; the output is re-formed below.

@@ -17,7 +17,7 @@ import urllib.parse
 import urllib.request
 import uuid
 
-PACK_DIR = pathlib.Path(__file__).resolve().parents[1]
+PACK_DIR = pathlib.Path(__file__).resolve().parents[2]
 PACK_FOLDER_NAME = "ComfyUI-TimeAwareSR"
 
 

@@ -1,6 +1,6 @@
 """Held-out evaluation of the starter SR model, in-process through ComfyUI's own sampling path.
 
-Used by tests/benchmarks/bench_starter_quality.py (the table) and tests/test_starter_model.py (a
+Used by tests/tools/benchmarks/bench_starter_quality.py (the table) and tests/test_starter_model.py (a
 pinned value). Images are uint8 RGB arrays; the LR is a plain bicubic downscale of the HR crop.
 """
 import pathlib
@@ -10,18 +10,18 @@ import torch
 from PIL import Image
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
-WEIGHTS = pathlib.Path(__file__).resolve().parents[1] / "model_patches" / "weights" / "starter_sr.safetensors"
+WEIGHTS = pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"
 
 
 def held_out_images() -> dict:
-    """Held-out 384x256 centre crops: chelsea and coffee ship in tests/data (CC0, from scikit-image);
+    """Held-out 384x256 centre crops: chelsea and coffee ship in tests/support/data (CC0, from scikit-image);
     rocket is added when scikit-image is installed."""
     images = {name: np.asarray(Image.open(DATA / f"{name}_hr.png").convert("RGB")) for name in ("chelsea", "coffee")}
     try:
-        import train_starter_sr
+        from .photos import skimage_photo
 
         for name in ("rocket",):
-            photo = train_starter_sr.skimage_photo(name)
+            photo = skimage_photo(name)
             y, x = (photo.shape[0] - 256) // 2, (photo.shape[1] - 384) // 2
             images[name] = photo[y:y + 256, x:x + 384]
     except ImportError:
@@ -45,7 +45,7 @@ def ssim(a: np.ndarray, b: np.ndarray, shave: int = 4) -> float:
 
 
 def load_model(path=WEIGHTS):
-    from timeaware_sr.model_patches.starter_sr import load_starter
+    from timeaware_sr.model_patches.starter.starter_sr import load_starter
 
     return load_starter(str(path))
 
@@ -59,7 +59,7 @@ def upscale(model, cond, lr: np.ndarray, scale: int, sampler: str = "dossr", ste
     import comfy.k_diffusion.sampling as kds
     import comfy.sample
     import comfy.samplers
-    from timeaware_sr.model_patches.spatial_timestep import patch_spatial_timesteps
+    from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
     from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, spaced_timesteps
     from timeaware_sr.samplers.dossr_solver import sample_dossr
     from timeaware_sr.samplers.sds_map import variance_map

@@ -1,12 +1,12 @@
-"""Train the starter SR model (model_patches/starter_sr.py) with the DoSSR objective. Seeded.
+"""Train the starter SR model (model_patches/starter/starter_sr.py) with the DoSSR objective. Seeded.
 
     pip install scikit-image==0.26.0      # only for its bundled photos
-    python tests/train_starter_sr.py [--minutes 25] [--out model_patches/weights/starter_sr.safetensors]
+    python tests/tools/train_starter_sr.py [--minutes 25] [--out model_patches/weights/starter_sr.safetensors]
 
 Data: scikit-image's bundled natural photos, minus the held-out evaluation images. Pairs are
 synthesised: random 64x64 HR crops (with flips/rotations), blur, bicubic x2 or x4 down, noise,
 JPEG, bicubic back up. Forward process (SPEC §3): x_t = alpha_t (eta_t lr + (1 - eta_t) hr) + sigma_t eps;
-the model's x0 estimate is lr - UNet(x_t, lr, t) (model_patches/starter_sr.py says why), with an L1
+the model's x0 estimate is lr - UNet(x_t, lr, t) (model_patches/starter/starter_sr.py says why), with an L1
 loss against hr. t is drawn from [0, t1) 80% of the time, where DoSSR sampling lives, and from
 [0, T) otherwise, so sampling from pure noise stays defined (a baseline).
 """
@@ -20,22 +20,13 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from support.photos import skimage_photo  # noqa: E402
 
 HELD_OUT = ("chelsea", "coffee", "rocket")  # evaluation only; chelsea is also the demo photo
 TRAIN = ("astronaut", "brick", "camera", "coins", "grass", "gravel", "hubble_deep_field", "ihc", "moon",
          "motorcycle_left", "motorcycle_right", "page", "retina", "text", "cell", "color", "clock_motion")
 PATCH = 64
-
-
-def skimage_photo(name: str) -> np.ndarray:
-    """A bundled scikit-image photo as uint8 RGB."""
-    import skimage.data
-    from PIL import Image
-
-    folder = pathlib.Path(skimage.data.__file__).parent
-    path = next(p for p in folder.iterdir() if p.stem == name and p.suffix in (".png", ".jpg"))
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def degrade(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
@@ -79,11 +70,13 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--init", help="continue from these starter weights (a second, lower-lr stage)")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "model_patches" / "weights" / "starter_sr.safetensors"))
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"))
     a = ap.parse_args()
-    import conftest  # noqa: F401  (ComfyUI importable, the pack as timeaware_sr)
+    from support import env
+
+    env.setup(cpu=True)
     import comfy.model_sampling
-    from timeaware_sr.model_patches.starter_sr import build_unet, residual_x0, save_starter
+    from timeaware_sr.model_patches.starter.starter_sr import build_unet, residual_x0, save_starter
     from timeaware_sr.samplers.dossr_schedule import eta_schedule
 
     torch.manual_seed(a.seed)
@@ -105,7 +98,7 @@ def main():
     if a.init:
         import safetensors
 
-        from timeaware_sr.model_patches.starter_sr import PREFIX
+        from timeaware_sr.model_patches.starter.starter_sr import PREFIX
         with safetensors.safe_open(a.init, "pt") as f:
             net.load_state_dict({k[len(PREFIX + "diffusion_model."):]: f.get_tensor(k).float() for k in f.keys()})
             before = json.loads(f.metadata()["timeaware_sr"])

@@ -1,6 +1,6 @@
 """`make demo`: super-resolve a sample photo with a shipped workflow on a real ComfyUI server.
 
-    python tests/demo.py [--workflow workflows/X.json] [--image photo.png] [--out demo_output]
+    python tests/tools/demo.py [--workflow workflows/X.json] [--image photo.png] [--out demo_output]
 
 Starts ComfyUI headless (--cpu), queues the workflow file as users would load it, and copies the
 saved PNG to --out. Prints the output path and the time taken.
@@ -12,8 +12,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import comfy_live  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from support import comfy_live  # noqa: E402
 
 PACK_DIR = comfy_live.PACK_DIR
 DEFAULT_WORKFLOW = PACK_DIR / "workflows" / "starter_sr_x4.json"

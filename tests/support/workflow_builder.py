@@ -6,7 +6,7 @@ using a live server's /object_info for widget order, so the files load in the ed
 
 A tuple (node_id, slot) is a link; anything else is a widget value. Used to author workflows/.
 """
-from comfy_live import _has_control_widget, _is_widget
+from .comfy_live import _has_control_widget, _is_widget
 
 
 def build_workflow(nodes: dict, object_info: dict, titles: dict | None = None, column_width: int = 340) -> dict:

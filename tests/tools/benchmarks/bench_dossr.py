@@ -1,6 +1,6 @@
 """DoSSR sampling speed against ComfyUI's dpmpp_2m_sde at the same model calls (issue: ratio <= 1.02).
 
-    python tests/benchmarks/bench_dossr.py [--size real|tiny] [--latent 64] [--repeats 3] [--device cpu|cuda]
+    python tests/tools/benchmarks/bench_dossr.py [--size real|tiny] [--latent 64] [--repeats 3] [--device cpu|cuda]
 
 Prints wall time per sampling run (5 model calls, CFG 1, same sigmas and seed) for both samplers,
 their ratio, and each sampler's own per-step overhead measured with a free (identity) model, also
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-TESTS = pathlib.Path(__file__).resolve().parents[1]
+TESTS = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS))
 
 
@@ -25,14 +25,15 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
-    import conftest  # noqa: F401  (ComfyUI on sys.path, the pack as timeaware_sr)
+    from support import env
+
+    env.setup(cpu=a.device == "cpu")
+    print(f"device: {env.device_name()}")
     from types import SimpleNamespace
-    from comfy.cli_args import args as comfy_args
-    comfy_args.cpu = a.device == "cpu"
     import comfy.k_diffusion.sampling as kds
     import comfy.sample
     import comfy.samplers
-    import ckpt_factory as cf
+    from support import ckpt_factory as cf
     from timeaware_sr.model_patches.sd_components import build_unet
     from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, etas_at_sigmas
     from timeaware_sr.samplers.dossr_solver import sample_dossr
@@ -46,7 +47,7 @@ def main():
     cond = [[torch.randn(1, 77, width), {}]]
     lr = torch.randn(1, 4, a.latent, a.latent)
     noise = torch.randn_like(lr)
-    from timeaware_sr.model_patches.spatial_timestep import patch_spatial_timesteps
+    from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
 
     variance = torch.rand(1, a.latent * 8, a.latent * 8, generator=torch.Generator().manual_seed(0))
     samplers = {"dossr (order 3)": (model, comfy.samplers.KSAMPLER(sample_dossr, {"order": 3})),
@@ -79,7 +80,7 @@ def main():
 
     # Sampler-only overhead: the same loops around a model that costs nothing.
     import comfy.patcher_extension
-    from timeaware_sr.model_patches.spatial_timestep import WRAPPER_KEY
+    from timeaware_sr.model_patches.tss.spatial_timestep import WRAPPER_KEY
 
     class FreeModel:  # costs nothing; exposes model_sampling (and the TSS patch's marker) where samplers look
         inner_model = SimpleNamespace(model_patcher=SimpleNamespace(

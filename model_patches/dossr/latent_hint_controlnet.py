@@ -12,7 +12,7 @@ import comfy.cldm.cldm
 import comfy.controlnet
 import comfy.latent_formats
 
-from .checkpoint_io import CheckpointError, check_keys
+from ..checkpoint_io import CheckpointError, check_keys
 
 
 class _NoHintEncoder(torch.nn.Module):

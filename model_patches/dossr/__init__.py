@@ -1,0 +1,1 @@
+"""dossr network-level code."""

@@ -1,0 +1,1 @@
+"""starter network-level code."""

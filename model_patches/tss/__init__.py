@@ -1,0 +1,1 @@
+"""tss network-level code."""
