@@ -49,6 +49,16 @@ def test_a_partial_start_keeps_both_ends_and_a():
     assert f.item() == pytest.approx(200.0)
 
 
+@pytest.mark.parametrize("start, end, a, n", [(600.0, 100.0, 300.0, 2.5), (499.0, 250.0, 420.0, 3.0)])
+def test_a_partial_interval_is_f_on_the_interval_stretched_by_hand(start, end, a, n):
+    """SPEC §1's f written out on [end, start] mapped to [0, T']: u = t - end, a' = a - end."""
+    t = torch.linspace(start, end, 13, dtype=torch.float64)
+    T_, u, a_ = start - end, t - end, a - end
+    expected = end + torch.where(u < a_, u**n / a_ ** (n - 1), T_ - (T_ - u) ** n / (T_ - a_) ** (n - 1))
+    # float64 throughout; 1e-9 of a timestep is rounding (powers of numbers up to 1e3)
+    torch.testing.assert_close(tds_timesteps(13, a, n, start, end), expected, rtol=0, atol=1e-9)
+
+
 def test_per_pixel_parameters_broadcast():
     a = torch.tensor([[300.0, 700.0]])
     n = torch.tensor([[1.0, 3.0]])
