@@ -84,14 +84,14 @@ def test_wavelet_decomposition_high_plus_low_is_the_input():
 
 def test_wavelet_fix_of_an_image_against_itself_is_identity():
     x = photo_like()
-    assert (wavelet_color_fix(x, x) - x).abs().max() <= 1e-5
+    assert (wavelet_color_fix(x, x) - x).abs().max() <= 1e-5  # float32 convolutions, values ~1
 
 
 def test_wavelet_fix_removes_a_global_colour_cast_and_keeps_detail():
     reference = photo_like(seed=1)
     cast = reference + torch.tensor([0.08, -0.05, 0.03])[:, None, None]
     # A constant offset has no high frequencies, so the fix restores the reference exactly.
-    assert (wavelet_color_fix(cast, reference) - reference).abs().max() <= 1e-5
+    assert (wavelet_color_fix(cast, reference) - reference).abs().max() <= 1e-5  # float32, values ~1
 
 
 def test_wavelet_fix_keeps_content_high_frequencies():
@@ -102,15 +102,15 @@ def test_wavelet_fix_keeps_content_high_frequencies():
     # mean 0.1. Replicate padding disturbs up to 1+2+4+8+16 = 31 px from the border: compare inside.
     inside = (..., slice(32, -32), slice(32, -32))
     torch.testing.assert_close((out - reference)[inside], (checker - 0.1)[32:-32, 32:-32].expand(2, 3, -1, -1),
-                               atol=1e-5, rtol=0)
+                               atol=1e-5, rtol=0)  # float32, values ~1
 
 
 def test_adain_output_channel_stats_equal_the_reference():
     content = photo_like(seed=3) * 0.5 + 0.4
     reference = photo_like(seed=4)
     out = adain_color_fix(content, reference, eps=0.0)  # eps only guards flat images; 0 makes it exact
-    torch.testing.assert_close(out.mean(dim=(2, 3)), reference.mean(dim=(2, 3)), atol=1e-5, rtol=0)
-    torch.testing.assert_close(out.std(dim=(2, 3)), reference.std(dim=(2, 3)), atol=0, rtol=1e-5)
+    torch.testing.assert_close(out.mean(dim=(2, 3)), reference.mean(dim=(2, 3)), atol=1e-5, rtol=0)  # float32 means
+    torch.testing.assert_close(out.std(dim=(2, 3)), reference.std(dim=(2, 3)), atol=0, rtol=1e-5)  # float32 stds
 
 
 def test_adain_of_a_flat_image_stays_finite():
@@ -135,10 +135,10 @@ def test_one_reference_serves_a_whole_batch_and_matching_batches_pair_up():
     ref1 = as_image(photo_like(b=1, seed=6))
     out = color_fix_images(image, ref1, "adain")
     for i in range(3):
-        torch.testing.assert_close(out[i:i + 1], color_fix_images(image[i:i + 1], ref1, "adain"))
+        torch.testing.assert_close(out[i:i + 1], color_fix_images(image[i:i + 1], ref1, "adain"))  # float32 defaults
     ref3 = as_image(photo_like(b=3, seed=7))
     out3 = color_fix_images(image, ref3, "adain")
-    torch.testing.assert_close(out3[2:3], color_fix_images(image[2:3], ref3[2:3], "adain"))
+    torch.testing.assert_close(out3[2:3], color_fix_images(image[2:3], ref3[2:3], "adain"))  # float32 defaults
 
 
 def test_alpha_is_passed_through_untouched():
@@ -164,7 +164,7 @@ def test_grayscale_image_with_rgb_reference_and_rgb_image_with_gray_reference():
     # A gray reference gives every channel the same low frequencies: out - high(image) is gray.
     low = out.movedim(-1, 1) - wavelet_decomposition(rgb.movedim(-1, 1))[0]
     assert (low[:, 0] - low[:, 1]).abs().max() < 1e-5
-    assert (low[:, 0] - low[:, 2]).abs().max() < 1e-5
+    assert (low[:, 0] - low[:, 2]).abs().max() < 1e-5  # float32, values ~1
 
 
 @pytest.mark.parametrize(

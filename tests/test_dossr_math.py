@@ -19,9 +19,9 @@ def ms():
 def test_eta_table_matches_the_official_trunc_12_schedule():
     eta = eta_schedule()
     assert eta.dtype == torch.float64 and eta.shape == (1000,)
-    assert eta[499].item() == pytest.approx((1 - math.cos(0.999 * math.pi)) / 2, abs=1e-15)
-    assert eta[499].item() == pytest.approx(0.9999975326, abs=1e-10)
-    assert eta[0].item() == pytest.approx(2.4674e-6, rel=1e-4)
+    assert eta[499].item() == pytest.approx((1 - math.cos(0.999 * math.pi)) / 2, abs=1e-15)  # float64
+    assert eta[499].item() == pytest.approx(0.9999975326, abs=1e-10)  # digits given
+    assert eta[0].item() == pytest.approx(2.4674e-6, rel=1e-4)  # 5 digits given
     assert torch.all(eta[500:] == 1) and torch.all(eta[1:500] > eta[:499])
 
 

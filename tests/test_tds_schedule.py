@@ -15,7 +15,7 @@ T = 999.0
 def test_f_fixes_zero_a_and_T_and_is_monotone(a, n):
     assert tds_remap(torch.tensor(0.0), a, n, T).item() == 0
     assert tds_remap(torch.tensor(a), a, n, T).item() == pytest.approx(a, abs=1e-9)
-    assert tds_remap(torch.tensor(T), a, n, T).item() == pytest.approx(T, abs=1e-9)
+    assert tds_remap(torch.tensor(T), a, n, T).item() == pytest.approx(T, abs=1e-9)  # float64 powers of ~1e3: rounding ~1e-13
     t = torch.linspace(0, T, 10001, dtype=torch.float64)
     assert torch.all(torch.diff(tds_remap(t, a, n, T)) > 0)
 
@@ -39,14 +39,14 @@ def test_n_one_equals_comfyuis_normal_scheduler():
     ms = comfy.model_sampling.ModelSamplingDiscrete()
     ours = tds_sigmas(ms, 12, a=500.0, n=1.0)
     theirs = comfy.samplers.calculate_sigmas(ms, "normal", 12)
-    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)  # both float32 sigma(t) lookups: rounding ~1e-7
 
 
 def test_a_partial_start_keeps_both_ends_and_a():
     t = tds_timesteps(9, 300.0, 2.5, 600.0, 100.0)
-    assert t[0].item() == pytest.approx(600) and t[-1].item() == pytest.approx(100)
+    assert t[0].item() == pytest.approx(600) and t[-1].item() == pytest.approx(100)  # float64; approx's 1e-6 relative
     f = tds_remap(torch.tensor(200.0), 200.0, 2.5, 500.0)  # a maps to itself on the stretched interval
-    assert f.item() == pytest.approx(200.0)
+    assert f.item() == pytest.approx(200.0)  # float64; approx's 1e-6 relative
 
 
 @pytest.mark.parametrize("start, end, a, n", [(600.0, 100.0, 300.0, 2.5), (499.0, 250.0, 420.0, 3.0)])
@@ -65,7 +65,7 @@ def test_per_pixel_parameters_broadcast():
     out = tds_remap(torch.tensor(500.0), a, n, T)
     assert out.shape == (1, 2)
     assert out[0, 0].item() == 500.0  # n = 1: untouched
-    assert out[0, 1].item() == pytest.approx(500**3 / 700**2)
+    assert out[0, 1].item() == pytest.approx(500**3 / 700**2)  # float64; approx's 1e-6 relative
 
 
 @pytest.mark.parametrize("a, n, start, end, message", [

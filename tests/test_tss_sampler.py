@@ -41,6 +41,7 @@ def test_constant_map_equals_the_base_sampler_on_that_schedule(model, base, refe
     schedule = torch.stack([m.flatten()[0] for m in tss_sigma_maps(ms, sigmas, variance[:, None, :8, :8], (500.0, 500.0), (2.0, 2.0))])
     assert not torch.allclose(schedule, sigmas)  # the remap really moved the steps
     theirs = run(model, comfy.samplers.KSAMPLER(reference), schedule, latent)
+    # float32 sampling on both sides, per-pixel maps vs scalars, over 5-6 steps: ~1e-6 relative
     assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
 
 
@@ -80,7 +81,7 @@ def test_batches_take_one_map_per_image_and_the_sampler_runs_with_cfg(model):
         # the same math on a batch of 1 vs 2: float32 kernels may sum in another order (~1e-6 relative)
         assert (both[i] - alone[0]).abs().max() <= 1e-4 * both.abs().max()
     swapped = sample(slice(1, 2), variance[:1])  # image 2 with image 1's map: the map matters
-    assert (swapped[0] - both[1]).abs().max() > 1e-2 * both.abs().max()
+    assert (swapped[0] - both[1]).abs().max() > 1e-2 * both.abs().max()  # far above float noise
     with pytest.raises(ValueError, match="variance map has batch 3; it must be 1 or the latent batch 2"):
         run(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(3, 8, 8)}),
             sigmas, latent)
@@ -138,6 +139,7 @@ def test_controlnets_get_per_pixel_timesteps_too(dossr_parts, base, reference):
     without_control = comfy.sample.sample_custom(model, noise, 2.0, comfy.samplers.KSAMPLER(reference), schedule,
                                                  *conds(), latent, seed=1, disable_pbar=True)
     assert (theirs - without_control).abs().max() > 1e-3  # the ControlNet matters here
+    # float32 sampling on both sides, per-pixel maps vs scalars, over 5-6 steps: ~1e-6 relative
     assert (ours - theirs).abs().max() <= 1e-4 * theirs.abs().max()
 
 
