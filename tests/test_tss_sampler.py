@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from support import ckpt_factory as cf
+from support.batches import assert_each_image_follows_its_own_map
 import comfy.k_diffusion.sampling as kds
 import comfy.sample
 import comfy.samplers
@@ -75,13 +76,7 @@ def test_batches_take_one_map_per_image_and_the_sampler_runs_with_cfg(model):
         return comfy.sample.sample_custom(patched, noise[i], 3.0, comfy.samplers.KSAMPLER(sample_tss, {"variance": v}),
                                           sigmas, pos, neg, latent[i], seed=5, disable_pbar=True)
 
-    both = sample(slice(0, 2), variance)
-    for i in range(2):
-        alone = sample(slice(i, i + 1), variance[i:i + 1])
-        # the same math on a batch of 1 vs 2: float32 kernels may sum in another order (~1e-6 relative)
-        assert (both[i] - alone[0]).abs().max() <= 1e-4 * both.abs().max()
-    swapped = sample(slice(1, 2), variance[:1])  # image 2 with image 1's map: the map matters
-    assert (swapped[0] - both[1]).abs().max() > 1e-2 * both.abs().max()  # far above float noise
+    assert_each_image_follows_its_own_map(sample, variance, map_effect=1e-2)  # 1e-2: far above float noise
     with pytest.raises(ValueError, match="variance map has batch 3; it must be 1 or the latent batch 2"):
         run(patch_spatial_timesteps(model), comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(3, 8, 8)}),
             sigmas, latent)
