@@ -1,7 +1,7 @@
 """ComfyUI-TimeAwareSR: time-aware diffusion super-resolution nodes for ComfyUI.
 
 Loading the pack is cheap: this file registers model folders and hands ComfyUI the node
-classes; the math in samplers/ and model_patches/ is imported only when a node runs.
+classes (tests/test_pack_loading.py bounds the time); weights are read only when a loader runs.
 """
 import os
 

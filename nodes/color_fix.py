@@ -1,9 +1,8 @@
 from comfy_api.v0_0_2 import io
 
+from ..samplers.color_fix import METHODS
 from .category import CATEGORY
 from .validation import one_of
-
-METHODS = ["wavelet", "adain"]
 
 
 class ColorFix(io.ComfyNode):
@@ -25,7 +24,7 @@ class ColorFix(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "method",
-                    options=METHODS,
+                    options=list(METHODS),
                     default="wavelet",
                     tooltip="wavelet: takes the reference's coarse colour and shading, keeps the image's "
                     "fine detail (best for SR). adain: only matches each channel's overall mean and "

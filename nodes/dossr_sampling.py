@@ -1,15 +1,15 @@
 from comfy_api.v0_0_2 import io
 
+from ..samplers.tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
 from .category import CATEGORY
 from .validation import pixel_schedule, raise_unless_valid
 
 T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
               "models were trained with 500; keep it unless you trained your own.")
 
-
-
-# TSS per-pixel schedule defaults for DoSSR's interval [0, t1 - 1] (sample_dossr's own defaults)
-A_MIN, A_MAX, N_MIN, N_MAX = 225.0, 325.0, 1.0, 2.5
+# TSS per-pixel schedule defaults for DoSSR's interval [0, t1 - 1]: sample_dossr's own
+A_MIN, A_MAX = DOSSR_TSS_A_RANGE
+N_MIN, N_MAX = SDS_N_RANGE
 
 
 def t1_out_of_range(t1) -> str:

@@ -1,9 +1,9 @@
 from comfy_api.v0_0_2 import io
 
+from ..samplers.tds_schedule import SDS_N_RANGE, TSS_A_RANGE
+from ..samplers.tss_sampler import BASES
 from .category import CATEGORY
 from .validation import one_of, pixel_schedule, raise_unless_valid
-
-BASES = ["euler", "dpmpp_2m"]
 
 
 class TSSSpatialTimestepPatch(io.ComfyNode):
@@ -38,14 +38,14 @@ class TSSSampler(io.ComfyNode):
             "model through 'TSS Spatial Timestep Patch' and evenly spaced SIGMAS (e.g. the 'normal' scheduler).",
             inputs=[
                 io.Mask.Input("variance_map", tooltip="From 'SDS Variance Map' on the LR image (any size; resized)."),
-                io.Combo.Input("base", options=BASES, default="euler", tooltip="The update each step uses."),
-                io.Float.Input("a_min", default=450.0, min=1.0, max=998.0, step=1.0,
+                io.Combo.Input("base", options=list(BASES), default="euler", tooltip="The update each step uses."),
+                io.Float.Input("a_min", default=TSS_A_RANGE[0], min=1.0, max=998.0, step=1.0,
                                tooltip="Sparsest timestep for smooth pixels."),
-                io.Float.Input("a_max", default=650.0, min=1.0, max=998.0, step=1.0,
+                io.Float.Input("a_max", default=TSS_A_RANGE[1], min=1.0, max=998.0, step=1.0,
                                tooltip="Sparsest timestep for the most textured pixels."),
-                io.Float.Input("n_min", default=1.0, min=1.0, max=10.0, step=0.1,
+                io.Float.Input("n_min", default=SDS_N_RANGE[0], min=1.0, max=10.0, step=0.1,
                                tooltip="Schedule power for smooth pixels (1 = evenly spaced)."),
-                io.Float.Input("n_max", default=2.5, min=1.0, max=10.0, step=0.1,
+                io.Float.Input("n_max", default=SDS_N_RANGE[1], min=1.0, max=10.0, step=0.1,
                                tooltip="Schedule power for the most textured pixels: larger = more steps on their "
                                "coarse layout and fine texture."),
             ],

@@ -7,6 +7,8 @@ grayscale and alpha.
 import torch
 import torch.nn.functional as F
 
+from .luma import luma
+
 METHODS = ("wavelet", "adain")
 WAVELET_LEVELS = 5  # StableSR / DoSSR / TASR all use 5
 
@@ -97,7 +99,6 @@ def _split_alpha(x: torch.Tensor):
 def _match_channels(reference: torch.Tensor, channels: int) -> torch.Tensor:
     if reference.shape[-1] == channels:
         return reference
-    if channels == 1:  # RGB reference for a grayscale image: compare luma (BT.601)
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=reference.dtype, device=reference.device)
-        return (reference * weights).sum(dim=-1, keepdim=True)
+    if channels == 1:  # RGB reference for a grayscale image: compare brightness
+        return luma(reference)
     return reference.expand(*reference.shape[:-1], channels)

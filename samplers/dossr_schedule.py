@@ -3,6 +3,10 @@ import torch
 
 DEFAULT_T1 = 500  # official "trunc_12": the domain shift completes at T // 2
 DEFAULT_STEPS = 5
+# The official make_eta_schedule("trunc_12") spaces the half-cosine's phase u over
+# linspace(0.001, 0.999, t1) rather than [0, 1]: eta never reaches exactly 0 or 1, so 1 - eta,
+# which the solver divides by, stays positive up to t1 - 1 (eta[t1 - 1] = 0.9999975).
+ETA_PHASE = (0.001, 0.999)
 
 
 def eta_schedule(t1: int = DEFAULT_T1, num_timesteps: int = 1000) -> torch.Tensor:
@@ -10,7 +14,7 @@ def eta_schedule(t1: int = DEFAULT_T1, num_timesteps: int = 1000) -> torch.Tenso
     if not 1 < t1 <= num_timesteps:
         raise ValueError(f"t1 must be in (1, {num_timesteps}], got {t1}")
     eta = torch.ones(num_timesteps, dtype=torch.float64)
-    u = torch.linspace(0.001, 0.999, t1, dtype=torch.float64)
+    u = torch.linspace(*ETA_PHASE, t1, dtype=torch.float64)
     eta[:t1] = (1 - torch.cos(torch.pi * u)) / 2
     return eta
 
@@ -75,7 +79,7 @@ def eta_at(t: torch.Tensor, t1: int = DEFAULT_T1) -> torch.Tensor:
     (equal to the table at integer t), for per-pixel TDS timesteps. float64."""
     t = torch.as_tensor(t, dtype=torch.float64)
     check_below_t1(t, t1)
-    u = 0.001 + t.clamp(min=0) * (0.998 / (t1 - 1))
+    u = ETA_PHASE[0] + t.clamp(min=0) * ((ETA_PHASE[1] - ETA_PHASE[0]) / (t1 - 1))  # linspace's step
     return (1 - torch.cos(torch.pi * u)) / 2
 
 

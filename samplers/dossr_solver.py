@@ -16,12 +16,13 @@ from tqdm.auto import trange
 from comfy.k_diffusion.sampling import default_noise_sampler
 
 from .dossr_schedule import DEFAULT_T1, eta_at, etas_at_sigmas, model_timesteps
+from .tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
 
 
 @torch.no_grad()
 def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None,
-                 order=3, t1=DEFAULT_T1, x_hat0=None, etas=None, variance=None, a_range=(225.0, 325.0),
-                 n_range=(1.0, 2.5)):
+                 order=3, t1=DEFAULT_T1, x_hat0=None, etas=None, variance=None, a_range=DOSSR_TSS_A_RANGE,
+                 n_range=SDS_N_RANGE):
     """DoSSR (Cui et al., NeurIPS 2024): DoS-SDE solver from the noised LR latent; x_hat0 = LR latent.
 
     With a TSS variance map (and a model through the per-pixel timestep patch), every pixel follows

@@ -31,7 +31,10 @@ def pixel_timestep_maps(t: torch.Tensor, variance: torch.Tensor, a_range, n_rang
     t_start, t_end = float(t[0]), float(t[-1])
     a = a_range[0] + v * (a_range[1] - a_range[0])
     n = n_range[0] + v * (n_range[1] - n_range[0])
-    margin = 1e-3 * (t_start - t_end)  # a must sit strictly inside the sampled interval
+    # f divides by (a - t_end)^(n-1) and (t_start - a)^(n-1): a must sit strictly inside the interval.
+    # A user's a_max at t1 - 1 (DoSSR) would hit t_start; 0.1% of the interval keeps both divisors
+    # positive while moving a by under one timestep on any interval shorter than 1000.
+    margin = 1e-3 * (t_start - t_end)
     a = a.clamp(t_end + margin, t_start - margin)
     return [tds_remap_interval(t_k, a, n, t_start, t_end) for t_k in t]
 

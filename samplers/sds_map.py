@@ -7,18 +7,19 @@ V0, per image (a flat image gives zeros). The blur's sigma follows OpenCV's rule
 import torch
 import torch.nn.functional as F
 
+from .luma import luma
+
 WINDOW = 33
 BLUR_SIGMA = 0.3 * ((WINDOW - 1) / 2 - 1) + 0.8
-LUMA = (0.299, 0.587, 0.114)  # BT.601
 
 
-def luma(image: torch.Tensor) -> torch.Tensor:
+def image_luma(image: torch.Tensor) -> torch.Tensor:
     """ComfyUI IMAGE (B×H×W×C, C = 1..4) -> B×1×H×W; alpha is ignored."""
     if image.shape[-1] in (2, 4):
         image = image[..., :-1]
     if image.shape[-1] == 1:
         return image.movedim(-1, 1).float()
-    return (image[..., :3].float() * image.new_tensor(LUMA)).sum(-1, keepdim=True).movedim(-1, 1)
+    return luma(image[..., :3].float()).movedim(-1, 1)
 
 
 def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -32,7 +33,7 @@ def variance_map(image: torch.Tensor) -> torch.Tensor:
     """B×H×W texture map in [0, 1] from a ComfyUI IMAGE."""
     if not torch.isfinite(image).all():
         raise ValueError("SDS Variance Map: the image contains NaN or infinite values")
-    y = luma(image).double()
+    y = image_luma(image).double()
     box = torch.full((WINDOW,), 1.0 / WINDOW, dtype=y.dtype, device=y.device)
     mean, mean_sq = _separable(y, box), _separable(y * y, box)
     v0 = (mean_sq - mean * mean).clamp(min=0)

@@ -15,6 +15,23 @@ import torch
 DEFAULT_A_FRACTION = 0.55
 DEFAULT_N = 2.0
 
+# Per-pixel (SDS) ranges, SPEC §2 step 3; the paper's are not public either. a(v) moves through
+# 0.55 ± 0.10 of the sampled interval: inside the sparse band [0.4, 0.7] between the paper's late and
+# early detail bands, 0.05 clear of each. n(v) runs from 1 (smooth pixels keep evenly spaced steps,
+# as SPEC asks) to 2.5, a step past the single-schedule default 2, since only the most textured
+# pixels get the full power.
+SDS_A_FRACTIONS = (DEFAULT_A_FRACTION - 0.10, DEFAULT_A_FRACTION + 0.10)
+SDS_N_RANGE = (1.0, 2.5)
+
+
+def sds_a_range(interval: float) -> tuple[float, float]:
+    """(a_min, a_max) for a sampled interval [0, interval): whole timesteps."""
+    return tuple(float(round(f * interval)) for f in SDS_A_FRACTIONS)
+
+
+TSS_A_RANGE = sds_a_range(1000)  # (450, 650): the TSS Sampler over SD's full T = 1000
+DOSSR_TSS_A_RANGE = sds_a_range(500)  # (225, 325): DoSSR samples [0, t1) with t1 = 500
+
 
 def tds_remap(t: torch.Tensor, a, n, T: float) -> torch.Tensor:
     """f(t; a, n) on [0, T], elementwise; a and n may be tensors broadcast against t (per-pixel SDS)."""

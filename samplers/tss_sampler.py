@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import trange
 
 from .pixel_schedule import continuous_timestep, pixel_timestep_maps, require_patched, variance_at_latent, with_sigma_map
+from .tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 
 BASES = ("euler", "dpmpp_2m")
 
@@ -31,7 +32,7 @@ def tss_sigma_maps(model_sampling, sigmas, variance, a_range, n_range):
 
 @torch.no_grad()
 def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, variance=None, base="euler",
-               a_range=(450.0, 650.0), n_range=(1.0, 2.5), model_sampling=None):
+               a_range=TSS_A_RANGE, n_range=SDS_N_RANGE, model_sampling=None):
     """TSS (IJCAI 2025): time-dynamic and spatially dynamic sampling over a base Euler / DPM++(2M) update."""
     if base not in BASES:
         raise ValueError(f"TSS base sampler must be one of {BASES}, got {base!r}")

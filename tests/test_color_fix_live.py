@@ -49,8 +49,13 @@ def test_color_fix_runs_in_the_server_and_matches_the_math(comfy, images, method
 
 
 def test_one_reference_for_a_batch(comfy, images):
+    hr, lr = images
     outputs = comfy.run(prompt("cf_hr.png", "cf_lr.png", batch=3))
     assert len(outputs["4"]["images"]) == 3
+    expected = color_fix_images(hr, lr)[0].numpy()
+    for saved in outputs["4"]["images"]:  # every image of the batch got the one reference's colours
+        result = np.asarray(Image.open(io.BytesIO(comfy.fetch_image_bytes(saved)))).astype(np.float32) / 255
+        assert np.abs(result - expected).max() <= 1 / 255 + 1e-6  # PNG quantisation
 
 
 def test_mismatched_batches_fail_with_a_clear_message(comfy, images):

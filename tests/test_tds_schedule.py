@@ -15,7 +15,7 @@ T = 999.0
 def test_f_fixes_zero_a_and_T_and_is_monotone(a, n):
     assert tds_remap(torch.tensor(0.0), a, n, T).item() == 0
     assert tds_remap(torch.tensor(a), a, n, T).item() == pytest.approx(a, abs=1e-9)
-    assert tds_remap(torch.tensor(T), a, n, T).item() == pytest.approx(T, abs=1e-9)
+    assert tds_remap(torch.tensor(T), a, n, T).item() == pytest.approx(T, abs=1e-9)  # float64 powers of ~1e3: rounding ~1e-13
     t = torch.linspace(0, T, 10001, dtype=torch.float64)
     assert torch.all(torch.diff(tds_remap(t, a, n, T)) > 0)
 
@@ -39,14 +39,24 @@ def test_n_one_equals_comfyuis_normal_scheduler():
     ms = comfy.model_sampling.ModelSamplingDiscrete()
     ours = tds_sigmas(ms, 12, a=500.0, n=1.0)
     theirs = comfy.samplers.calculate_sigmas(ms, "normal", 12)
-    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)
+    torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=0)  # both float32 sigma(t) lookups: rounding ~1e-7
 
 
 def test_a_partial_start_keeps_both_ends_and_a():
     t = tds_timesteps(9, 300.0, 2.5, 600.0, 100.0)
-    assert t[0].item() == pytest.approx(600) and t[-1].item() == pytest.approx(100)
+    assert t[0].item() == pytest.approx(600) and t[-1].item() == pytest.approx(100)  # float64; approx's 1e-6 relative
     f = tds_remap(torch.tensor(200.0), 200.0, 2.5, 500.0)  # a maps to itself on the stretched interval
-    assert f.item() == pytest.approx(200.0)
+    assert f.item() == pytest.approx(200.0)  # float64; approx's 1e-6 relative
+
+
+@pytest.mark.parametrize("start, end, a, n", [(600.0, 100.0, 300.0, 2.5), (499.0, 250.0, 420.0, 3.0)])
+def test_a_partial_interval_is_f_on_the_interval_stretched_by_hand(start, end, a, n):
+    """SPEC §1's f written out on [end, start] mapped to [0, T']: u = t - end, a' = a - end."""
+    t = torch.linspace(start, end, 13, dtype=torch.float64)
+    T_, u, a_ = start - end, t - end, a - end
+    expected = end + torch.where(u < a_, u**n / a_ ** (n - 1), T_ - (T_ - u) ** n / (T_ - a_) ** (n - 1))
+    # float64 throughout; 1e-9 of a timestep is rounding (powers of numbers up to 1e3)
+    torch.testing.assert_close(tds_timesteps(13, a, n, start, end), expected, rtol=0, atol=1e-9)
 
 
 def test_per_pixel_parameters_broadcast():
@@ -55,7 +65,7 @@ def test_per_pixel_parameters_broadcast():
     out = tds_remap(torch.tensor(500.0), a, n, T)
     assert out.shape == (1, 2)
     assert out[0, 0].item() == 500.0  # n = 1: untouched
-    assert out[0, 1].item() == pytest.approx(500**3 / 700**2)
+    assert out[0, 1].item() == pytest.approx(500**3 / 700**2)  # float64; approx's 1e-6 relative
 
 
 @pytest.mark.parametrize("a, n, start, end, message", [
@@ -88,7 +98,7 @@ def test_live_tds_scheduler_node_and_ksampler_entry(comfy):
     prompt["2"]["inputs"]["n"] = 0.5
     with pytest.raises(PromptRejected) as err:
         comfy.run(prompt)
-    assert "n" in err.value.messages()
+    assert "n must be at least 1 (1 = uniform steps), got 0.5" in err.value.messages()
     prompt["2"]["inputs"].update(n=2.0, a=1000.0)
     with pytest.raises(PromptRejected) as err:
         comfy.run(prompt)

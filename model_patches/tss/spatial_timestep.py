@@ -17,6 +17,7 @@ CFG, ControlNet timestep ranges, hooks and previews keep seeing a valid sigma. O
   input per pixel and builds the embedding map from the ControlNet's own time MLP. The conds are the
   guider's per-run copies, so nothing outside the run changes.
 """
+import contextlib
 import contextvars
 
 import torch
@@ -85,7 +86,7 @@ def embedding_map(unet, t_map: torch.Tensor, y=None, dtype=torch.float32) -> tor
     return emb
 
 
-def _batched_map(sigma_map, x, transformer_options):
+def _batched_map(sigma_map, x):
     """Repeat the per-image map for each cond/uncond chunk ComfyUI batched together."""
     if sigma_map.shape[-2:] != x.shape[-2:]:
         raise ValueError(f"the TSS sigma map is {tuple(sigma_map.shape[-2:])} but the latent is {tuple(x.shape[-2:])} "
@@ -96,20 +97,33 @@ def _batched_map(sigma_map, x, transformer_options):
     return sigma_map.repeat(repeats, 1, 1, 1).to(device=x.device, dtype=torch.float32)
 
 
+def per_pixel_input(sigma_map, x, t):
+    """(s, S, x_in): the scalar sigma ComfyUI uses, the per-pixel sigma map in the model batch, and
+    the input to hand ComfyUI so that its own division by sqrt(s^2 + 1) leaves x / sqrt(S^2 + 1)."""
+    s = t.reshape(-1, 1, 1, 1).float()
+    S = _batched_map(sigma_map, x)
+    return s, S, x * ((s * s + 1) / (S * S + 1)).sqrt()
+
+
+@contextlib.contextmanager
+def _active_state(state):
+    """What the patched ResBlocks read during one model call."""
+    token = _active.set(state)
+    try:
+        yield
+    finally:
+        _active.reset(token)
+
+
 def _apply_model_wrapper(executor, x, t, *args, **kwargs):
     transformer_options = args[3] if len(args) > 3 else kwargs.get("transformer_options", {})
     sigma_map = transformer_options.get(SIGMA_MAP_KEY)
     if sigma_map is None:
         return executor(x, t, *args, **kwargs)
     base_model = executor.class_obj
-    s = t.reshape(-1, 1, 1, 1).float()
-    S = _batched_map(sigma_map, x, transformer_options)
-    x_in = x * ((s * s + 1) / (S * S + 1)).sqrt()  # ComfyUI divides by sqrt(s^2 + 1) next
-    token = _active.set({"t_map": timestep_map(base_model.model_sampling, S).float()})
-    try:
+    s, S, x_in = per_pixel_input(sigma_map, x, t)
+    with _active_state({"t_map": timestep_map(base_model.model_sampling, S).float()}):
         d_ref = executor(x_in, t, *args, **kwargs)
-    finally:
-        _active.reset(token)
     if getattr(base_model, "predicts_x0", False):
         return d_ref  # an x0-predictor's output needs no per-pixel re-forming
     return per_pixel_denoised(base_model.model_type, x, x_in, d_ref, s, S)
@@ -159,16 +173,10 @@ def spatial_control(control):
         sigma_map = transformer_options.get(SIGMA_MAP_KEY)
         if sigma_map is None:
             return scalar_get_control(x_noisy, t, cond, batched_number, transformer_options)
-        s = t.reshape(-1, 1, 1, 1).float()
-        S = _batched_map(sigma_map, x_noisy, transformer_options)
-        x_in = x_noisy * ((s * s + 1) / (S * S + 1)).sqrt()  # get_control divides by sqrt(s^2 + 1) next
+        _, S, x_in = per_pixel_input(sigma_map, x_noisy, t)
         t_map = timestep_map(copy.model_sampling_current, S).float()
-        emb = embedding_map(network, t_map, cond.get("y"), dtype=network.dtype)
-        token = _active.set({"emb_map": emb})
-        try:
+        with _active_state({"emb_map": embedding_map(network, t_map, cond.get("y"), dtype=network.dtype)}):
             return scalar_get_control(x_in, t, cond, batched_number, transformer_options)
-        finally:
-            _active.reset(token)
 
     copy.get_control = get_control
     return copy

@@ -49,6 +49,20 @@ def import_pack(name: str = "timeaware_sr"):
 
 def device_name() -> str:
     """What ComfyUI will run models on, for tools to print."""
+    return str(torch_device())
+
+
+def torch_device():
+    """The torch device ComfyUI runs models on: tools create their tensors there."""
     import comfy.model_management
 
-    return str(comfy.model_management.get_torch_device())
+    return comfy.model_management.get_torch_device()
+
+
+def synchronize():
+    """Wait for queued GPU work, so a wall-clock timing covers it (a no-op on CPU)."""
+    import torch
+
+    device = torch_device()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

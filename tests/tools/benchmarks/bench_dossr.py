@@ -23,7 +23,7 @@ def main():
     ap.add_argument("--size", default="real", choices=["real", "tiny"])
     ap.add_argument("--latent", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     a = ap.parse_args()
     from support import env
 
@@ -44,12 +44,13 @@ def main():
     ms = model.get_model_object("model_sampling")
     sigmas = dossr_sigmas(ms, 5)
     width = cf.unet_config("sd21", a.size)["context_dim"]
-    cond = [[torch.randn(1, 77, width), {}]]
-    lr = torch.randn(1, 4, a.latent, a.latent)
+    device = env.torch_device()
+    cond = [[torch.randn(1, 77, width, device=device), {}]]
+    lr = torch.randn(1, 4, a.latent, a.latent, device=device)
     noise = torch.randn_like(lr)
     from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
 
-    variance = torch.rand(1, a.latent * 8, a.latent * 8, generator=torch.Generator().manual_seed(0))
+    variance = torch.rand(1, a.latent * 8, a.latent * 8, generator=torch.Generator().manual_seed(0)).to(device)
     samplers = {"dossr (order 3)": (model, comfy.samplers.KSAMPLER(sample_dossr, {"order": 3})),
                 "dpmpp_2m_sde": (model, comfy.samplers.sampler_object("dpmpp_2m_sde")),
                 "dossr + TSS map": (patch_spatial_timesteps(model),
@@ -59,8 +60,7 @@ def main():
         m, sampler = model_and_sampler
         start = time.perf_counter()
         comfy.sample.sample_custom(m, noise, 1.0, sampler, sigmas, cond, cond, lr, seed=1, disable_pbar=True)
-        if torch.cuda.is_available() and a.device != "cpu":
-            torch.cuda.synchronize()
+        env.synchronize()
         return time.perf_counter() - start
 
     for sampler in samplers.values():  # warm-up: model load, kernels
@@ -69,7 +69,7 @@ def main():
     for _ in range(a.repeats):  # interleaved, so drift on a shared machine hits both
         for name, sampler in samplers.items():
             times[name].append(run(sampler))
-    print(f"SD2.1 UNet ({a.size}), latent {a.latent}x{a.latent}, 5 model calls, CFG 1, device {a.device}, "
+    print(f"SD2.1 UNet ({a.size}), latent {a.latent}x{a.latent}, 5 model calls, CFG 1, device {device}, "
           f"torch threads {torch.get_num_threads()}")
     med = {name: statistics.median(t) for name, t in times.items()}
     for name, t in times.items():
@@ -99,9 +99,11 @@ def main():
                                                              disable=True),
                      "dpmpp_2m_sde": lambda: kds.sample_dpmpp_2m_sde(identity, x, sigmas, disable=True)}.items():
         fn()
+        env.synchronize()
         start = time.perf_counter()
         for _ in range(20):
             fn()
+        env.synchronize()
         overhead[name] = (time.perf_counter() - start) / 20 / 5 * 1e3
     print("  sampler-only overhead per step: " + ", ".join(f"{n} {ms_:.2f} ms" for n, ms_ in overhead.items())
           + f"  (model call: {med['dpmpp_2m_sde'] / 5 * 1e3:.0f} ms)")

@@ -43,12 +43,13 @@ def main():
     patched = patch_spatial_timesteps(model)
     ms = model.get_model_object("model_sampling")
     width = cf.unet_config("sd21", a.size)["context_dim"]
-    x = torch.randn(1, 4, a.latent, a.latent)
-    context = torch.randn(1, 77, width)
+    device = env.torch_device()
+    x = torch.randn(1, 4, a.latent, a.latent, device=device)
+    context = torch.randn(1, 77, width, device=device)
     sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 20)
     variance = torch.rand(1, 1, a.latent, a.latent)
-    sigma_map = tss_sigma_maps(ms, sigmas, variance, (400.0, 700.0), (1.0, 3.0))[10]
-    sigma = sigmas[10].view(1)
+    sigma_map = tss_sigma_maps(ms, sigmas, variance, (400.0, 700.0), (1.0, 3.0))[10].to(device)
+    sigma = sigmas[10].view(1).to(device)
 
     def timed(patcher, options):
         comfy.model_management.load_models_gpu([patcher])
@@ -58,6 +59,7 @@ def main():
             for _ in range(a.repeats + 1):
                 start = time.perf_counter()
                 patcher.model.apply_model(x, sigma, c_crossattn=context, transformer_options=options)
+                env.synchronize()
                 times.append(time.perf_counter() - start)
         return statistics.median(times[1:])
 
@@ -65,7 +67,7 @@ def main():
     no_map = timed(patched, {})
     with_map = timed(patched, {SIGMA_MAP_KEY: sigma_map})
     distinct = int(torch.unique(sigma_map).numel())
-    print(f"SD2.1 UNet ({a.size}), latent {a.latent}x{a.latent}, CPU threads {torch.get_num_threads()}, "
+    print(f"SD2.1 UNet ({a.size}), latent {a.latent}x{a.latent}, device {device}, CPU threads {torch.get_num_threads()}, "
           f"map with {distinct} distinct sigmas")
     print(f"  unpatched            {base * 1e3:8.1f} ms")
     print(f"  patched, no map      {no_map * 1e3:8.1f} ms   ratio {no_map / base:.3f}")
@@ -78,11 +80,13 @@ def main():
             return x * 0.5
 
     steps = 20
-    run = lambda: sample_tss(FreeModel(), x, sigmas, variance=variance[:, 0], model_sampling=ms, disable=True)  # noqa: E731
+    run = lambda: sample_tss(FreeModel(), x, sigmas, variance=variance[:, 0].to(device), model_sampling=ms, disable=True)  # noqa: E731
     run()
+    env.synchronize()
     start = time.perf_counter()
     for _ in range(3):
         run()
+    env.synchronize()
     per_step = (time.perf_counter() - start) / 3 / steps
     print(f"  TSS sampler overhead {per_step * 1e3:8.2f} ms per step ({per_step / with_map * 100:.2f}% of a model call)")
 
