@@ -99,6 +99,9 @@ GRAPH_STATE_JS = """() => {
       registered: n.type in LiteGraph.registered_node_types,
       has_errors: !!n.has_errors,
       widgets_values: n.serialize().widgets_values ?? [],  // as the page would save them
+      out_of_range: (n.widgets || []).filter(w => typeof w.value === "number" &&
+          (w.value < (w.options?.min ?? -Infinity) || w.value > (w.options?.max ?? Infinity)))
+        .map(w => `${w.name} = ${w.value} is outside the widget's range ${w.options.min}..${w.options.max}`),
       bounding: Array.from(n.getBounding()),
     })),
     links: Object.values(g.links ?? {}).filter(Boolean).map(l => [l.origin_id, l.target_id]),
