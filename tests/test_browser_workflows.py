@@ -136,3 +136,22 @@ def test_browser_check_catches_a_widget_value_out_of_range(page, comfy, shipped_
     with pytest.raises(AssertionError, match="refused") as refused:
         queue_and_wait(page, comfy)
     assert "t1" in str(refused.value) and "5000" in str(refused.value)  # the server names the input and value
+
+
+def test_layout_check_sees_overlaps_stray_nodes_and_backward_links():
+    """layout_problems on a hand-made page state (no browser): the check above can fail."""
+    group = lambda title, x: {"title": title, "bounding": [x, 0, 400, 400]}  # noqa: E731
+    node = lambda i, x, y: {"id": i, "type": "VAEDecode", "bounding": [x, y, 100, 100]}  # noqa: E731
+    good = {"nodes": [node(1, 10, 10), node(2, 410, 10), node(3, 810, 10)], "links": [[1, 2], [2, 3]],
+            "groups": [group("load", 0), group("sample", 400), group("finish", 800)]}
+    assert layout_problems(good) == []
+    overlapping = copy.deepcopy(good)
+    overlapping["nodes"][1]["bounding"] = [50, 50, 100, 100]
+    problems = layout_problems(overlapping)
+    assert "nodes 1 and 2 overlap" in problems and "link 2 -> 3 runs right to left" not in problems
+    backward = copy.deepcopy(good)
+    backward["links"].append([3, 1])
+    assert layout_problems(backward) == ["link 3 -> 1 runs right to left"]
+    stray = copy.deepcopy(good)
+    stray["nodes"][2]["bounding"] = [1300, 10, 100, 100]
+    assert layout_problems(stray) == ["node 3 (VAEDecode) is inside groups []"]
