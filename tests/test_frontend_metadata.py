@@ -1,7 +1,6 @@
 """What the editor shows besides the graph: node descriptions and tooltips as /object_info serves
 them, the pack's place in the node library, and in every shipped workflow a note, the load/sample/
 finish groups and the model-download entries the frontend reads when a model file is missing."""
-import pathlib
 import sys
 
 import pytest
