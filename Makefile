@@ -2,7 +2,7 @@
 # Both build .venv/ and .comfyui/ first (once). COMFYUI_DIR=/path/to/ComfyUI uses that ComfyUI.
 PY := .venv/bin/python
 
-.PHONY: bootstrap demo test bench train-starter dev-extras
+.PHONY: bootstrap demo test bench train-starter dev-extras docs
 bootstrap:
 	@bash .ci/bootstrap.sh
 
@@ -24,3 +24,7 @@ bench: dev-extras
 
 train-starter: dev-extras
 	$(PY) tests/tools/train_starter_sr.py
+
+# README pictures (workflows/assets/): before/after, TSS maps, workflow screenshots; not part of test.
+docs: bootstrap
+	$(PY) tests/tools/make_docs.py

@@ -48,6 +48,22 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# The browser tests (tests/test_browser_workflows.py) drive Debian's chromium through the playwright
+# package; `playwright install` is never used (it downloads a browser). Without root the tests fail
+# and say how to install chromium.
+if ! "$VENV/bin/python" -c "import playwright" 2>/dev/null; then
+  step "installing playwright (the browser tests' driver)"
+  pip_ playwright
+fi
+if ! dpkg -s chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    step "installing Debian's chromium (the browser tests' browser)"
+    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null
+  else
+    step "chromium missing and not root: the browser tests will fail; run 'sudo apt-get install -y chromium'"
+  fi
+fi
+
 # A user's own ComfyUI (COMFYUI_DIR) is left as it is: tests and demo load the pack from a private folder.
 link="$COMFY/custom_nodes/ComfyUI-TimeAwareSR"
 if [ -z "${COMFYUI_DIR:-}" ] && [ "$(readlink -f "$link" 2>/dev/null)" != "$here" ]; then

@@ -31,7 +31,7 @@ class ColorFix(io.ComfyNode):
                     "contrast, so local colour errors remain.",
                 ),
             ],
-            outputs=[io.Image.Output()],
+            outputs=[io.Image.Output(tooltip="The image with the reference's colours and its own fine detail.")],
         )
 
     @classmethod

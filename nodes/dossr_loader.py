@@ -23,11 +23,14 @@ class DoSSRCheckpointLoader(io.ComfyNode):
                                tooltip="DoSSR checkpoint in models/dossr/ (.ckpt, .pth or .safetensors)."),
             ],
             outputs=[
-                io.Model.Output(display_name="MODEL"),
-                io.Clip.Output(display_name="CLIP"),
-                io.Vae.Output(display_name="VAE"),
-                io.ControlNet.Output(display_name="CONTROL_NET"),
-                io.UpscaleModel.Output(display_name="ESRGAN"),
+                io.Model.Output(display_name="MODEL", tooltip="The SD 2.1 diffusion model that draws the detail."),
+                io.Clip.Output(display_name="CLIP", tooltip="SD 2.1's text encoder, for the prompt."),
+                io.Vae.Output(display_name="VAE", tooltip="SD 2.1's VAE: encodes the upscaled image, decodes the "
+                                                          "result."),
+                io.ControlNet.Output(display_name="CONTROL_NET", tooltip="DoSSR's SR ControlNet: keeps the result "
+                                                                         "faithful to the input image."),
+                io.UpscaleModel.Output(display_name="ESRGAN", tooltip="The x4 preprocessor: a clean but soft upscale "
+                                                                      "that DoSSR starts from."),
             ],
         )
 

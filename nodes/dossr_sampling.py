@@ -36,7 +36,8 @@ class DoSSRScheduler(io.ComfyNode):
                                  "of noise that a latent VAE hides. On: the last step lands on the clean estimate; use it "
                                  "for pixel-space models such as the starter model, where that noise shows as grain."),
             ],
-            outputs=[io.Sigmas.Output()],
+            outputs=[io.Sigmas.Output(tooltip="DoSSR's noise levels from t1 down: how much of the upscale is "
+                                              "redrawn, step by step.")],
         )
 
     @classmethod
@@ -81,7 +82,8 @@ class DoSSRSampler(io.ComfyNode):
                 io.Float.Input("n_max", default=N_MAX, min=1.0, max=10.0, step=0.1, optional=True,
                                tooltip="TSS only: schedule power for the most textured pixels."),
             ],
-            outputs=[io.Sampler.Output()],
+            outputs=[io.Sampler.Output(tooltip="The DoSSR solver, for SamplerCustomAdvanced: turns the upscale into "
+                                               "a sharp image.")],
         )
 
     @classmethod

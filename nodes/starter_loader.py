@@ -24,7 +24,8 @@ class StarterModelLoader(io.ComfyNode):
                                tooltip="The starter model file; the bundled one ships with the pack."),
             ],
             outputs=[
-                io.Model.Output(display_name="MODEL"),
+                io.Model.Output(display_name="MODEL", tooltip="The starter SR diffusion model that sharpens the "
+                                                              "upscale."),
                 io.Vae.Output(display_name="VAE", tooltip="Pass-through pixel VAE: the 'latent' is the image itself."),
                 io.Conditioning.Output(display_name="CONDITIONING",
                                        tooltip="Neutral conditioning for the sampler's positive and negative inputs: "

@@ -27,7 +27,8 @@ class TDSScheduler(io.ComfyNode):
                                "image (img2img, SR)."),
                 io.Float.Input("end", default=0.0, min=0.0, max=998.0, step=1.0, tooltip="Last timestep before the final clean step."),
             ],
-            outputs=[io.Sigmas.Output()],
+            outputs=[io.Sigmas.Output(tooltip="The shared noise levels, from start to end: where the steps fall "
+                                              "decides which detail is redrawn.")],
         )
 
     @classmethod

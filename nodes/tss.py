@@ -16,7 +16,8 @@ class TSSSpatialTimestepPatch(io.ComfyNode):
             description="Lets an SD1.x / SD2.x / SDXL model denoise every pixel at its own timestep, which the TSS "
             "Sampler needs. Without a TSS sampler the patched model behaves exactly like the original.",
             inputs=[io.Model.Input("model", tooltip="An SD1.x, SD2.x (eps or v) or SDXL model, or the starter model.")],
-            outputs=[io.Model.Output()],
+            outputs=[io.Model.Output(tooltip="The same model, now accepting a timestep per pixel; unchanged for "
+                                             "ordinary samplers.")],
         )
 
     @classmethod
@@ -49,7 +50,8 @@ class TSSSampler(io.ComfyNode):
                                tooltip="Schedule power for the most textured pixels: larger = more steps on their "
                                "coarse layout and fine texture."),
             ],
-            outputs=[io.Sampler.Output()],
+            outputs=[io.Sampler.Output(tooltip="The per-pixel sampler: textured pixels get their own schedule, for "
+                                               "SamplerCustomAdvanced.")],
         )
 
     @classmethod

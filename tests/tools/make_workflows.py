@@ -3,7 +3,9 @@
 
 A spec is (nodes, titles) or (nodes, titles, note): nodes = {node_id: (class_type, {input: value or
 (node_id, slot)})}, titles = {node_id: title}, note = Markdown for the graph's Note node (what the
-workflow does, the model files it needs and where they go, the knobs that matter).
+workflow does, the model files it needs and where they go, the knobs that matter). A spec module
+may also define MODEL_FILES = {file name: {"url", "directory", "sha256"?, "license"}}: every model
+file a workflow names gets a `properties.models` entry from it (workflow_specs/__init__.py).
 Widget order comes from a live ComfyUI server, so the files match what the editor saves."""
 import json
 import pathlib
@@ -14,7 +16,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from support import comfy_live  # noqa: E402
 from support.workflow_builder import build_workflow  # noqa: E402
-from workflow_specs import all_workflows  # noqa: E402
+from workflow_specs import all_model_files, all_workflows, frontend_model_entry  # noqa: E402
 
 
 def main():
@@ -24,9 +26,11 @@ def main():
             info = server.start().object_info()
         finally:
             server.stop()
-    for name, (nodes, titles, *_note) in all_workflows().items():  # the note: issue 16
+    model_files = {name: frontend_model_entry(entry) for name, entry in all_model_files().items()}
+    for name, (nodes, titles, *note) in all_workflows().items():
         path = comfy_live.PACK_DIR / "workflows" / f"{name}.json"
-        path.write_text(json.dumps(build_workflow(nodes, info, titles), indent=1) + "\n")
+        workflow = build_workflow(nodes, info, titles, note[0] if note else None, model_files)
+        path.write_text(json.dumps(workflow, indent=1) + "\n")
         print(f"wrote {path}")
 
 

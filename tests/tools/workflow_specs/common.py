@@ -2,6 +2,26 @@
 
 SAMPLE = "chelsea_lr.png"
 
+# The official DoSSR checkpoints (SPEC §3). The DoSSR README links one Google Drive folder holding
+# both files; it gives no per-file link and no hashes, so none are written here.
+DOSSR_DRIVE = "https://drive.google.com/drive/folders/1BTGRbAqXDSNWjyUnTLgDfmjd2xyu8GvP"
+DOSSR_LICENSE = ("no licence is stated in the DoSSR repository's README; the weights derive from Stable Diffusion "
+                 "2.1-base (CreativeML Open RAIL++-M) and Real-ESRNet/Real-ESRGAN (BSD-3-Clause)")
+MODEL_FILES = {
+    "dossr_default.ckpt": {"url": DOSSR_DRIVE, "directory": "dossr", "license": DOSSR_LICENSE},
+    "dossr_onestep.ckpt": {"url": DOSSR_DRIVE, "directory": "dossr", "license": DOSSR_LICENSE},
+}
+
+# Note text shared by every graph on dossr_default.ckpt.
+DOSSR_FILES_NOTE = f"""
+## Model files
+- **dossr_default.ckpt** (multi-step DoSSR, SD 2.1 + SR ControlNet + Real-ESRNet preprocessor) from the
+  [DoSSR Google Drive folder]({DOSSR_DRIVE}) linked in the
+  [DoSSR README](https://github.com/AMD-AIG-AIMA/DoSSR). Put it in `ComfyUI/models/dossr/`.
+  `dossr_onestep.ckpt` (same folder) is the one-step variant: set steps to 1 with it.
+- Licence: {DOSSR_LICENSE}. No hash is published.
+"""
+
 # Nodes 1-9 of the TSS graphs on DoSSR's checkpoint (SD 2.1 + SR ControlNet): load, ESRGAN x4 and
 # encode, the per-pixel patch, the LR's texture map, the prompts with the ControlNet applied.
 TSS_CONTROLNET_FRONT = {

@@ -1,5 +1,32 @@
 """DoSSR (SPEC §3) graphs on the DoSSR checkpoint. The spec format is in make_workflows.py."""
-from .common import SAMPLE, TSS_CONTROLNET_FRONT
+from .common import DOSSR_FILES_NOTE, SAMPLE, TSS_CONTROLNET_FRONT
+
+DOSSR_NOTE = """
+# DoSSR x4 (Domain Shift SDE super-resolution)
+The low-resolution image is upscaled 4x by the checkpoint's ESRGAN preprocessor, encoded, and refined in
+5 DoS-SDE steps that start at t1 = 500 from the upscale itself (not from noise), guided by DoSSR's SR
+ControlNet; a wavelet colour fix keeps the input's colours.
+""" + DOSSR_FILES_NOTE + """
+## Knobs
+- **steps** (5) and **t1** (500) on the DoSSR Scheduler, **order** (3) on the DoSSR Sampler: DoSSR's
+  released settings. 1 step with `dossr_onestep.ckpt`.
+- **Resize to target**: 1.0 keeps x4; below 1 gives a smaller output.
+- **Prompt**: a short quality prompt; cfg 1 (no negative) as DoSSR was trained.
+"""
+
+DOSSR_TSS_NOTE = """
+# DoSSR x4 with TSS per-pixel schedules
+The DoSSR x4 graph, but textured pixels get their own timesteps: the SDS Variance Map measures texture
+on the low-resolution image, and the DoSSR Sampler spends more of its 5 steps near the end on textured
+pixels (TDS power n from n_min to n_max) while smooth pixels keep DoSSR's own schedule. The model goes
+through the TSS Spatial Timestep Patch so it accepts one timestep per pixel.
+""" + DOSSR_FILES_NOTE + """
+## Knobs
+- **a_min / a_max** (225 / 325) and **n_min / n_max** (1 / 2.5) on the DoSSR Sampler: the schedule for
+  the smoothest and the most textured pixels; n = 1 is DoSSR's own schedule.
+- Disconnect **variance_map** to get plain DoSSR back.
+- The preview shows where the image counts as textured.
+"""
 
 WORKFLOWS = {
     # DoSSR x4 (SPEC §3): ESRGAN preprocess -> encode -> 5 DoS-SDE steps with the ControlNet -> colour fix.
@@ -27,6 +54,7 @@ WORKFLOWS = {
         },
         {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 4: "Resize to target (1.0 keeps x4)",
          6: "Prompt", 7: "Negative prompt"},
+        DOSSR_NOTE,
     ),
     # DoSSR with TSS per-pixel schedules: the dossr_x4 graph, its model through the per-pixel timestep
     # patch and the DoSSR Sampler fed the LR's texture map, so textured pixels get their own timesteps.
@@ -47,5 +75,6 @@ WORKFLOWS = {
         },
         {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 6: "Where the image is textured",
          7: "Prompt", 8: "Negative prompt"},
+        DOSSR_TSS_NOTE,
     ),
 }

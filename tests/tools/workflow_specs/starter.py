@@ -1,6 +1,21 @@
 """The main job, offline: the bundled starter model. The spec format is in make_workflows.py."""
 from .common import SAMPLE
 
+STARTER_NOTE = """
+# x4 super-resolution with the bundled starter model
+Upscales the low-resolution image 4x: bicubic x4, then one DoSSR step of the pack's small starter
+diffusion model (it starts from the bicubic image, not from noise), then a wavelet colour fix that keeps
+the input's colours.
+
+## Model files
+None to download: **starter_sr.safetensors** ships with the pack (`model_patches/weights/`).
+
+## Knobs
+- **Load Image**: your low-resolution photo.
+- **DoSSR Scheduler steps** (1): the starter model's best measured setting; more steps are slower, not better.
+- **Color Fix method**: wavelet (default) keeps fine detail; adain only matches mean and spread.
+"""
+
 WORKFLOWS = {
     # The main job, offline: the bundled starter model, one DoSSR step to sigma 0 (its best measured
     # setting, README), wavelet colour fix.
@@ -21,5 +36,6 @@ WORKFLOWS = {
             12: ("SaveImage", {"images": (11, 0), "filename_prefix": "TimeAwareSR_x4"}),
         },
         {2: "Low-resolution input", 3: "Bicubic x4 (the LR latent the model starts from)"},
+        STARTER_NOTE,
     ),
 }

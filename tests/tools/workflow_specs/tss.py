@@ -1,5 +1,34 @@
 """TSS (SPEC §1-2) graphs: per-pixel schedules. The spec format is in make_workflows.py."""
-from .common import SAMPLE, TSS_CONTROLNET_FRONT
+from .common import DOSSR_FILES_NOTE, SAMPLE, TSS_CONTROLNET_FRONT
+
+TSS_STARTER_NOTE = """
+# TSS x4: per-pixel timestep schedules, on the bundled starter model
+Bicubic x4, then img2img from t = 400 in 8 Euler steps where every pixel follows its own schedule: the
+SDS Variance Map finds the textured pixels of the low-resolution image and the TSS Sampler gives them
+more small steps near the end (TDS power n up to n_max). The TSS Spatial Timestep Patch lets the model
+take one timestep per pixel. Swap the loader for any SD1.x/2.x/XL checkpoint loader to use TSS with SD.
+
+## Model files
+None to download: **starter_sr.safetensors** ships with the pack (`model_patches/weights/`).
+
+## Knobs
+- **TDS Scheduler**: steps (8), start (400: how much is re-drawn), a and n of the shared schedule.
+- **TSS Sampler**: base update (euler or dpmpp_2m), a_min/a_max and n_min/n_max for the smoothest and the
+  most textured pixels.
+- The preview shows where the image counts as textured.
+"""
+
+TSS_CONTROLNET_NOTE = """
+# TSS x4 on SD 2.1 with a ControlNet (DoSSR's checkpoint)
+ESRGAN x4 from the checkpoint, then 10 dpmpp_2m steps from t = 499 where every pixel follows its own
+schedule (TSS); the ControlNet also gets per-pixel timesteps. Wavelet colour fix at the end. Any SD 2.1
+model with an SR ControlNet works the same way; here all parts come from one DoSSR checkpoint.
+""" + DOSSR_FILES_NOTE + """
+## Knobs
+- **TDS Scheduler**: steps (10), start (499), a and n of the shared schedule.
+- **TSS Sampler**: base (dpmpp_2m), a_min/a_max (200/350), n_min/n_max (1/2.5).
+- **ControlNet strength** (1.0): lower lets the SD prior invent more.
+"""
 
 WORKFLOWS = {
     # TSS (SPEC §1-2): per-pixel schedules from the LR's texture map, img2img start from the bicubic
@@ -27,6 +56,7 @@ WORKFLOWS = {
         },
         {2: "Low-resolution input", 3: "Bicubic x4", 6: "Where the image is textured",
          7: "Even steps from t=400 (img2img start)"},
+        TSS_STARTER_NOTE,
     ),
     # TSS on an SD 2.1 model with a ControlNet (here DoSSR's checkpoint: SD 2.1 + an SR ControlNet):
     # ESRGAN upscale -> encode -> per-pixel schedules, the ControlNet also per pixel -> colour fix.
@@ -47,5 +77,6 @@ WORKFLOWS = {
         },
         {2: "Low-resolution input", 3: "ESRGAN x4", 6: "Where the image is textured",
          10: "Even steps from t=499 (SR start)"},
+        TSS_CONTROLNET_NOTE,
     ),
 }
