@@ -34,3 +34,16 @@ def require_finite(x: torch.Tensor, what: str, hint: str = ""):
                                       ("-inf", (bad == float("-inf")).any())) if found]
     raise InputError(f"{what} contains {' and '.join(kinds)} ({bad.numel()} of {x.numel()} values)"
                      + (f": {hint}" if hint else ""))
+
+
+def require_finite_output(denoised: torch.Tensor, model, step: int, x: torch.Tensor | None = None):
+    """For samplers: the model's estimate at a step must be finite. The error names the model
+    (its ComfyUI config class, e.g. SD21 or StarterSRConfig), not the node that would meet the NaN."""
+    if torch.isfinite(denoised).all():
+        return
+    base = getattr(getattr(model, "inner_model", None), "inner_model", None)
+    config = getattr(base, "model_config", None)
+    name = type(config).__name__ if config is not None else type(base or model).__name__
+    largest = f"; the sampler's input reached |x| = {float(x.abs().max()):.3g}" if x is not None else ""
+    require_finite(denoised, f"the output of the model ({name}) at step {step + 1}",
+                   f"its weights may hold NaN or inf, or its input latent is far outside the usual range{largest}")

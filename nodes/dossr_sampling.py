@@ -91,8 +91,8 @@ class DoSSRSampler(io.ComfyNode):
 
     @staticmethod
     def input_rules(v) -> bool | str:
-        # a_max is bounded by t1 only when a variance map makes the a-range matter (unknown at queue time)
-        a_limit = v.get("t1") if v.get("variance_map") is not None else None
+        # a_max is bounded by t1 only when a connected variance map makes the a-range matter
+        a_limit = v.get("t1") if "variance_map" in v else None
         return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=a_limit)
 
     @classmethod

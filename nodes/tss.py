@@ -64,7 +64,7 @@ class TSSSampler(io.ComfyNode):
 
     @staticmethod
     def input_rules(v) -> bool | str:
-        return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=None)
+        return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=999)
 
     @classmethod
     def execute(cls, variance_map, base, a_min, a_max, n_min, n_max) -> io.NodeOutput:

@@ -99,7 +99,8 @@ def _finite(tensor) -> bool:
 def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bool | str:
     """True, or the first problem as "<node>: <input> must be ..., got ...". Values of None are
     linked (skipped) at queue time; at run time a None for a required input is an error.
-    `rules(known)` adds the node's rules between inputs; it sees None for values not known yet."""
+    `rules(known)` adds the node's rules between inputs; it sees None for linked values not known
+    yet, and no key for an optional input left unconnected."""
     schema = node_cls.define_schema()
     known = {}
     for spec in schema.inputs:
@@ -109,7 +110,8 @@ def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bo
         if value is None:
             if at_run and not spec.optional:
                 return f"{schema.display_name}: {spec.id} is required but got no value (null)"
-            known[spec.id] = None
+            if not at_run:  # linked: present but not known yet (an unconnected optional input is absent)
+                known[spec.id] = None
             continue
         problem = check_value(spec, value)
         if problem:
@@ -149,12 +151,12 @@ def model_file(name: str, folder: str, value, hint: str = "") -> bool | str:
 
 
 def pixel_schedule(a_min, a_max, n_min, n_max, a_limit) -> bool | str:
-    """TSS per-pixel schedule rules between inputs: a_min <= a_max < a_limit, n_min <= n_max;
-    None (a value not known yet) is skipped. Single-value ranges come from the schema."""
-    if None not in (a_min, a_max) and a_min > a_max:
-        return f"a_min must not exceed a_max, got a_min {a_min:g}, a_max {a_max:g}"
-    if a_limit is not None and a_max is not None and a_max >= a_limit:
-        return f"a_max must be below t1 ({a_limit}) when a variance map is connected, got {a_max:g}"
+    """TSS per-pixel schedule rules between inputs: a_min <= a_max < a_limit (None: no limit) and
+    n_min <= n_max; None (a value not known yet) is skipped. Single-value ranges come from the schema."""
+    a_known = [a for a in (a_min, a_max) if a is not None]
+    if (len(a_known) == 2 and a_min > a_max) or (a_limit is not None and any(a >= a_limit for a in a_known)):
+        return (f"a_min and a_max must satisfy 0 < a_min <= a_max < {a_limit or 'T'}, got a_min {a_min}, "
+                f"a_max {a_max}")
     if None not in (n_min, n_max) and n_min > n_max:
-        return f"n_min must not exceed n_max, got n_min {n_min:g}, n_max {n_max:g}"
+        return f"n_min and n_max must satisfy 1 <= n_min <= n_max <= 10, got n_min {n_min}, n_max {n_max}"
     return True

@@ -177,7 +177,7 @@ def test_dossr_with_a_variance_map_needs_the_patched_model(comfy, lr_image):
 @pytest.mark.parametrize("change, message", [
     ({"a_min": 200.0, "a_max": 600.0}, "a_min and a_max must satisfy 0 < a_min <= a_max < 500"),
     ({"n_min": 2.0, "n_max": 1.5}, "n_min and n_max must satisfy 1 <= n_min <= n_max <= 10"),
-    ({"n_max": 11.0}, "n_max <= 10"),
+    ({"n_max": 11.0}, "n_max must be at least 1 and at most 10, got 11"),
 ])
 def test_bad_dossr_tss_parameters_are_rejected_by_name(comfy, lr_image, change, message):
     with pytest.raises(PromptRejected) as err:

@@ -52,7 +52,7 @@ def test_a_linked_value_is_skipped_at_queue_time_and_checked_at_run_time():
 def test_combo_socket_and_rules():
     assert "base must be one of ['euler', 'dpmpp_2m'], got 'heun'" in check_inputs(TSSSampler, {"base": "heun"})
     assert "variance_map must be connected to a MASK, got 5" in check_inputs(TSSSampler, {"variance_map": 5})
-    assert "a_min must not exceed a_max" in check_inputs(TSSSampler, {"a_min": 600.0, "a_max": 500.0}, TSSSampler.input_rules)
+    assert "a_min and a_max must satisfy 0 < a_min <= a_max < 999" in check_inputs(TSSSampler, {"a_min": 600.0, "a_max": 500.0}, TSSSampler.input_rules)
     nan_map = torch.full((1, 4, 4), math.nan)
     assert "variance_map contains NaN" in check_inputs(TSSSampler, {"variance_map": nan_map}, at_run=True)
     assert "steps must be below t1 (300), got 300" in check_inputs(DoSSRScheduler, {"steps": 300, "t1": 300},
@@ -63,8 +63,11 @@ def test_dossr_a_range_is_bounded_by_t1_only_with_a_variance_map():
     """t1 = 300 with the default a-range (225-325) and no map is a valid DoSSR run (issue 11 item 4)."""
     values = {"order": 3, "t1": 300, "variance_map": None, "a_min": 225.0, "a_max": 325.0, "n_min": 1.0, "n_max": 2.5}
     assert check_inputs(DoSSRSampler, values, DoSSRSampler.input_rules, at_run=True) is True
+    queued = {k: v for k, v in values.items() if k != "variance_map"}  # no map connected
+    assert check_inputs(DoSSRSampler, queued, DoSSRSampler.input_rules) is True
+    assert check_inputs(DoSSRSampler, dict(queued, variance_map=None), DoSSRSampler.input_rules) is not True  # linked
     with_map = dict(values, variance_map=torch.zeros(1, 8, 8))
-    assert "a_max must be below t1 (300)" in check_inputs(DoSSRSampler, with_map, DoSSRSampler.input_rules, at_run=True)
+    assert "0 < a_min <= a_max < 300, got a_min 225.0, a_max 325.0" in check_inputs(DoSSRSampler, with_map, DoSSRSampler.input_rules, at_run=True)
 
 
 def test_raise_unless_valid_and_require_finite_give_plain_input_errors():
