@@ -34,6 +34,7 @@ SOCKET_KINDS = {  # io type -> (how to recognise a value, what to connect)
     "CONTROL_NET": (lambda v: hasattr(v, "get_control"), "a CONTROL_NET"),
     "UPSCALE_MODEL": (lambda v: hasattr(v, "scale"), "an UPSCALE_MODEL"),
 }
+WIDGET_KINDS = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}  # a null for these is never "not connected"
 FINITE_TENSORS = {"IMAGE", "MASK"}  # checked for NaN / inf when the node runs
 
 
@@ -108,8 +109,8 @@ def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bo
             continue
         value = values[spec.id]
         if value is None:
-            if at_run and not spec.optional:
-                return f"{schema.display_name}: {spec.id} is required but got no value (null)"
+            if at_run and (not spec.optional or str(spec.get_io_type()) in WIDGET_KINDS):
+                return f"{schema.display_name}: {spec.id} got no value (null); it needs one"
             if not at_run:  # linked: present but not known yet (an unconnected optional input is absent)
                 known[spec.id] = None
             continue

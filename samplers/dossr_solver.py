@@ -10,8 +10,6 @@ With B = 1 - eta, lambda = sigma / B and r = lambda_{j-1} / lambda_j, one step j
 the official VP update divided by alpha_{j-1}. Near t1, B ~ 1e-6 and lambda ~ 1e6, so every
 coefficient is formed in float64 and the update is a weighted sum of tensors with those weights.
 """
-import logging
-
 import torch
 from tqdm.auto import trange
 
@@ -138,13 +136,16 @@ def lr_latent(model, x):
             "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
             "low-resolution image); it got none"
         )
-    if not torch.count_nonzero(latent):
-        # A flat 50 % gray image encodes to exactly 0 through a pixel-space VAE: a valid LR, so only a warning.
-        logging.warning("DoSSR sampler: the input latent is all zeros; if it comes from Empty Latent Image, "
-                        "VAE Encode the upscaled low-resolution image instead")
+    expected = model.inner_model.inner_model.latent_format.latent_channels
+    if not torch.count_nonzero(latent) and expected != 3:
+        # Through a compressing VAE (SD: 4 channels) no image encodes to exactly 0, so this is an Empty
+        # Latent Image. A pixel-space model's RGB "latent" is 0 for a flat 50 % gray image: a valid LR.
+        raise ValueError(
+            "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
+            "low-resolution image); it got an empty latent (all zeros)"
+        )
     if not torch.isfinite(latent).all():
         raise ValueError("the LR latent given to the DoSSR sampler contains NaN or infinite values")
-    expected = model.inner_model.inner_model.latent_format.latent_channels
     if latent.shape[1] != expected:
         raise ValueError(
             f"the LR latent has {latent.shape[1]} channels but this model's latents have {expected}: "
