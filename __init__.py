@@ -23,10 +23,6 @@ def register_model_folders():
 
     for name in MODEL_FOLDERS:
         default = os.path.join(folder_paths.models_dir, name)
-        try:  # so users see where each model goes; a read-only install still loads
-            os.makedirs(default, exist_ok=True)
-        except OSError:
-            pass
         if name in folder_paths.folder_names_and_paths:
             paths, extensions = folder_paths.folder_names_and_paths[name]
             if default not in paths:
