@@ -2,9 +2,9 @@
 
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over a sampler's
 timesteps t_k, with a(v), n(v) linear in the SDS variance map v. A step's maps are built when the
-step runs, so no input (steps, image size) makes memory grow with steps x pixels. Samplers call the model with the
-scalar sigma and put the pixel's sigma map in transformer_options, which the per-pixel timestep
-patch (model_patches/tss/spatial_timestep.py) reads.
+step runs, so no input (steps, image size) makes memory grow with steps x pixels. Samplers call the
+model with the scalar sigma and put the pixel's sigma map in transformer_options, which the
+per-pixel timestep patch (model_patches/tss/spatial_timestep.py) reads.
 """
 from collections.abc import Sequence
 
