@@ -2,7 +2,7 @@ from comfy_api.v0_0_2 import io
 
 from ..samplers.color_fix import METHODS
 from .category import CATEGORY
-from .validation import one_of
+from .validation import check_inputs, require_valid_inputs
 
 
 class ColorFix(io.ComfyNode):
@@ -35,11 +35,13 @@ class ColorFix(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, method=None) -> bool | str:
-        return one_of("method", method, METHODS)
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)
 
     @classmethod
     def execute(cls, image, reference, method) -> io.NodeOutput:
         from ..samplers.color_fix import color_fix_images
+
+        require_valid_inputs(cls, locals())
 
         return io.NodeOutput(color_fix_images(image, reference, method))

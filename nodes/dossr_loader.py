@@ -2,7 +2,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import model_file
+from .validation import check_inputs, model_file, require_valid_inputs
 
 FOLDER = "dossr"
 
@@ -35,11 +35,13 @@ class DoSSRCheckpointLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, ckpt_name=None) -> bool | str:
-        return model_file("ckpt_name", FOLDER, ckpt_name, "download dossr_default.ckpt from the DoSSR release")
+    def validate_inputs(cls, **values) -> bool | str:
+        found = model_file("ckpt_name", FOLDER, values.get("ckpt_name"), "download dossr_default.ckpt from the DoSSR release")
+        return found if found is not True else check_inputs(cls, values)
 
     @classmethod
     def execute(cls, ckpt_name) -> io.NodeOutput:
         from ..model_patches.dossr.checkpoint import load_dossr
 
+        require_valid_inputs(cls, locals())
         return io.NodeOutput(*load_dossr(folder_paths.get_full_path_or_raise(FOLDER, ckpt_name)))

@@ -2,7 +2,7 @@ from comfy_api.v0_0_2 import io
 
 from ..samplers.tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
 from .category import CATEGORY
-from .validation import pixel_schedule, raise_unless_valid
+from .validation import check_inputs, pixel_schedule, require_valid_inputs
 
 T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
               "models were trained with 500; keep it unless you trained your own.")
@@ -10,10 +10,6 @@ T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus n
 # TSS per-pixel schedule defaults for DoSSR's interval [0, t1 - 1]: sample_dossr's own
 A_MIN, A_MAX = DOSSR_TSS_A_RANGE
 N_MIN, N_MAX = SDS_N_RANGE
-
-
-def t1_out_of_range(t1) -> str:
-    return f"t1 must be between 2 and 1000, got {t1}"
 
 
 class DoSSRScheduler(io.ComfyNode):
@@ -41,16 +37,21 @@ class DoSSRScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, steps=None, t1=None) -> bool | str:
-        if t1 is not None and not 2 <= t1 <= 1000:
-            return t1_out_of_range(t1)
-        if None not in (steps, t1) and not 1 <= steps < t1:  # dossr_sigmas checks linked values
-            return f"steps must be at least 1 and below t1 ({t1}), got {steps}"
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values, cls.input_rules)
+
+    @staticmethod
+    def input_rules(v) -> bool | str:
+        steps, t1 = v.get("steps"), v.get("t1")
+        if None not in (steps, t1) and steps >= t1:
+            return f"steps must be below t1 ({t1}), got {steps}"
         return True
 
     @classmethod
     def execute(cls, model, steps, t1, final_clean=False) -> io.NodeOutput:
         from ..samplers.dossr_schedule import dossr_sigmas
+
+        require_valid_inputs(cls, locals(), cls.input_rules)
 
         return io.NodeOutput(dossr_sigmas(model.get_model_object("model_sampling"), steps, t1, final_clean))
 
@@ -87,10 +88,14 @@ class DoSSRSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t1=None, a_min=None, a_max=None, n_min=None, n_max=None) -> bool | str:
-        if t1 is not None and not 2 <= t1 <= 1000:
-            return t1_out_of_range(t1)
-        return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=t1)
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values, cls.input_rules)
+
+    @staticmethod
+    def input_rules(v) -> bool | str:
+        # a_max is bounded by t1 only when a connected variance map makes the a-range matter
+        a_limit = v.get("t1") if "variance_map" in v else None
+        return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=a_limit)
 
     @classmethod
     def execute(cls, order, t1, variance_map=None, a_min=A_MIN, a_max=A_MAX, n_min=N_MIN, n_max=N_MAX) -> io.NodeOutput:
@@ -98,7 +103,7 @@ class DoSSRSampler(io.ComfyNode):
 
         from ..samplers.dossr_solver import sample_dossr
 
-        raise_unless_valid(cls.validate_inputs(t1, a_min, a_max, n_min, n_max))
+        require_valid_inputs(cls, locals(), cls.input_rules)
         options = {"order": order, "t1": t1}
         if variance_map is not None:
             options.update(variance=variance_map, a_range=(a_min, a_max), n_range=(n_min, n_max))

@@ -1,6 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
+from .validation import check_inputs, require_valid_inputs
 
 
 class SDSVarianceMap(io.ComfyNode):
@@ -23,10 +24,15 @@ class SDSVarianceMap(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)
+
+    @classmethod
     def execute(cls, image) -> io.NodeOutput:
         from ..samplers.sds_map import variance_map
 
-        if image is None or image.ndim != 4 or min(image.shape) == 0:
+        require_valid_inputs(cls, locals())
+        if min(image.shape) == 0:
             raise ValueError(f"SDS Variance Map: the image is empty (shape {None if image is None else tuple(image.shape)})")
         v = variance_map(image)
         return io.NodeOutput(v[..., None].expand(-1, -1, -1, 3).contiguous(), v)

@@ -1,6 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
+from .validation import check_inputs, require_valid_inputs
 
 
 class TDSScheduler(io.ComfyNode):
@@ -32,15 +33,17 @@ class TDSScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, a=None, n=None, start=None, end=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values, cls.input_rules)
+
+    @staticmethod
+    def input_rules(v) -> bool | str:
         from ..samplers.tds_schedule import check_tds_parameters
 
-        if None in (a, n, start, end):
-            return True  # a linked value: tds_sigmas checks it when the node runs
-        if n > 10 or start > 999:
-            return f"n must be at most 10 and start at most 999, got n {n}, start {start}"
+        if None in (v.get("a"), v.get("n"), v.get("start"), v.get("end")):
+            return True  # a linked value: checked again when the node runs
         try:
-            check_tds_parameters(a, n, start, end)
+            check_tds_parameters(v["a"], v["n"], v["start"], v["end"])
         except ValueError as e:
             return str(e)
         return True
@@ -48,5 +51,7 @@ class TDSScheduler(io.ComfyNode):
     @classmethod
     def execute(cls, model, steps, a, n, start, end) -> io.NodeOutput:
         from ..samplers.tds_schedule import tds_sigmas
+
+        require_valid_inputs(cls, locals(), cls.input_rules)
 
         return io.NodeOutput(tds_sigmas(model.get_model_object("model_sampling"), steps, a, n, start, end))

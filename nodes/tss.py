@@ -3,7 +3,7 @@ from comfy_api.v0_0_2 import io
 from ..samplers.tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 from ..samplers.tss_sampler import BASES
 from .category import CATEGORY
-from .validation import one_of, pixel_schedule, raise_unless_valid
+from .validation import check_inputs, pixel_schedule, require_valid_inputs
 
 
 class TSSSpatialTimestepPatch(io.ComfyNode):
@@ -21,8 +21,14 @@ class TSSSpatialTimestepPatch(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)
+
+    @classmethod
     def execute(cls, model) -> io.NodeOutput:
         from ..model_patches.tss.spatial_timestep import patch_spatial_timesteps
+
+        require_valid_inputs(cls, locals())
 
         return io.NodeOutput(patch_spatial_timesteps(model))
 
@@ -55,9 +61,12 @@ class TSSSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, base=None, a_min=None, a_max=None, n_min=None, n_max=None) -> bool | str:
-        valid = one_of("base", base, BASES)
-        return pixel_schedule(a_min, a_max, n_min, n_max, a_limit=999) if valid is True else valid
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values, cls.input_rules)
+
+    @staticmethod
+    def input_rules(v) -> bool | str:
+        return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=999)
 
     @classmethod
     def execute(cls, variance_map, base, a_min, a_max, n_min, n_max) -> io.NodeOutput:
@@ -65,6 +74,6 @@ class TSSSampler(io.ComfyNode):
 
         from ..samplers.tss_sampler import sample_tss
 
-        raise_unless_valid(cls.validate_inputs(base, a_min, a_max, n_min, n_max))
+        require_valid_inputs(cls, locals(), cls.input_rules)
         options = {"variance": variance_map, "base": base, "a_range": (a_min, a_max), "n_range": (n_min, n_max)}
         return io.NodeOutput(comfy.samplers.KSAMPLER(sample_tss, extra_options=options))

@@ -1,15 +1,137 @@
-"""Prompt-time checks for V3 node inputs.
+"""Input checks for V3 nodes, derived from each node's own schema (the one definition of every
+range, option list and input kind).
 
-ComfyUI 0.3.75 does not check V3 combo values itself, so nodes call these from
-`validate_inputs`; a returned string is shown to the user as the error for that input.
-An input fed by a link (a widget converted to an input) reaches validate_inputs with no value, so
-every parameter there defaults to None and is skipped; nodes run the same check again in execute
-(`raise_unless_valid`), when every value is known."""
+ComfyUI 0.3.75 does not check V3 combo values, and it skips its own min/max checks for every
+input a node's `validate_inputs` takes, so nodes check everything here:
+
+    @classmethod
+    def validate_inputs(cls, **values):          # at queue time: widget values
+        return check_inputs(cls, values, cls.input_rules)
+
+    @classmethod
+    def execute(cls, model, steps, ...):         # at run time: every value, linked ones too
+        require_valid_inputs(cls, locals(), cls.input_rules)
+
+An input fed by a link reaches validate_inputs without a value (None) and is skipped there; at run
+time it is known and gets exactly the same checks, so a linked value can never pass where a widget
+value would not. Messages name the node, the input, the value given and what is allowed.
+"""
+import math
+import numbers
+
+from ..clear_errors import InputError
+
+SOCKET_KINDS = {  # io type -> (how to recognise a value, what to connect)
+    "IMAGE": (lambda v: _is_tensor(v) and v.ndim == 4, "an IMAGE (batch × height × width × channels)"),
+    "MASK": (lambda v: _is_tensor(v) and v.ndim in (2, 3), "a MASK"),
+    "LATENT": (lambda v: isinstance(v, dict) and _is_tensor(v.get("samples")), "a LATENT"),
+    "SIGMAS": (lambda v: _is_tensor(v) and v.ndim == 1, "SIGMAS (a 1-D list of noise levels)"),
+    "MODEL": (lambda v: hasattr(v, "get_model_object"), "a MODEL"),
+    "VAE": (lambda v: hasattr(v, "decode") and hasattr(v, "encode"), "a VAE"),
+    "CLIP": (lambda v: hasattr(v, "tokenize"), "a CLIP text encoder"),
+    "CONDITIONING": (lambda v: isinstance(v, list), "CONDITIONING"),
+    "SAMPLER": (lambda v: hasattr(v, "sample"), "a SAMPLER"),
+    "CONTROL_NET": (lambda v: hasattr(v, "get_control"), "a CONTROL_NET"),
+    "UPSCALE_MODEL": (lambda v: hasattr(v, "scale"), "an UPSCALE_MODEL"),
+}
+WIDGET_KINDS = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}  # a null for these is never "not connected"
+FINITE_TENSORS = {"IMAGE", "MASK"}  # checked for NaN / inf when the node runs
+
+
+def _is_tensor(v) -> bool:
+    import torch
+
+    return isinstance(v, torch.Tensor)
+
+
+def _shown(value) -> str:
+    """The value as the user would recognise it, short (a tensor by its shape, a huge number cut)."""
+    if _is_tensor(value):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _number_range(spec) -> str:
+    low = "" if spec.min is None else f"at least {spec.min:g}"
+    high = "" if spec.max is None else f"at most {spec.max:g}"
+    return " and ".join(p for p in (low, high) if p)
+
+
+def check_value(spec, value) -> str | None:
+    """What is wrong with one known value of one schema input, or None."""
+    kind = str(spec.get_io_type())
+    name = spec.id
+    if kind in ("INT", "FLOAT"):
+        whole = kind == "INT"
+        is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not is_number or not math.isfinite(value) or (whole and float(value) != int(value)):
+            what = "a whole number" if whole else "a finite number"
+            return f"{name} must be {what} ({_number_range(spec)}), got {_shown(value)}"
+        if (spec.min is not None and value < spec.min) or (spec.max is not None and value > spec.max):
+            return f"{name} must be {_number_range(spec)}, got {_shown(value)}"
+        return None
+    if kind == "BOOLEAN":
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {_shown(value)}"
+    if kind == "STRING":
+        return None if isinstance(value, str) else f"{name} must be text, got {_shown(value)}"
+    if kind == "COMBO":
+        options = list(spec.options or [])
+        if value in options:
+            return None
+        shown = options if len(options) <= 10 else options[:10] + [f"... ({len(options)} in all)"]
+        return f"{name} must be one of {shown}, got {_shown(value)}"
+    if kind in SOCKET_KINDS:
+        recognise, what = SOCKET_KINDS[kind]
+        if not recognise(value):
+            return f"{name} must be connected to {what}, got {_shown(value)}"
+        if kind in FINITE_TENSORS and not _finite(value):
+            return (f"{name} contains NaN or infinite values: the node that made it (often a sampler or "
+                    f"VAE Decode) produced them")
+    return None
+
+
+def _finite(tensor) -> bool:
+    import torch
+
+    return bool(torch.isfinite(tensor).all())
+
+
+def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bool | str:
+    """True, or the first problem as "<node>: <input> must be ..., got ...". Values of None are
+    linked (skipped) at queue time; at run time a None for a required input is an error.
+    `rules(known)` adds the node's rules between inputs; it sees None for linked values not known
+    yet, and no key for an optional input left unconnected."""
+    schema = node_cls.define_schema()
+    known = {}
+    for spec in schema.inputs:
+        if spec.id not in values:
+            continue
+        value = values[spec.id]
+        if value is None:
+            if at_run and (not spec.optional or str(spec.get_io_type()) in WIDGET_KINDS):
+                return f"{schema.display_name}: {spec.id} got no value (null); it needs one"
+            if not at_run:  # linked: present but not known yet (an unconnected optional input is absent)
+                known[spec.id] = None
+            continue
+        problem = check_value(spec, value)
+        if problem:
+            return f"{schema.display_name}: {problem}"
+        known[spec.id] = value
+    problem = rules(known) if rules is not None else True
+    if problem is not True and problem is not None:
+        return f"{schema.display_name}: {problem}"
+    return True
+
+
+def require_valid_inputs(node_cls, values: dict, rules=None):
+    """Run-time check of every input (execute's locals(): names not in the schema are ignored)."""
+    raise_unless_valid(check_inputs(node_cls, values, rules, at_run=True))
 
 
 def raise_unless_valid(result: bool | str):
     if result is not True:
-        raise ValueError(result)
+        raise InputError(result)
 
 
 def one_of(name: str, value, options) -> bool | str:
@@ -19,22 +141,23 @@ def one_of(name: str, value, options) -> bool | str:
 
 
 def model_file(name: str, folder: str, value, hint: str = "") -> bool | str:
-    """The model file must be in one of the folder's configured paths."""
+    """The model file must be in one of the folder's configured paths. The message names the
+    folder as models/<folder>, not the user's local paths."""
     import folder_paths
 
     if value is None or value in folder_paths.get_filename_list(folder):
         return True
-    where = ", ".join(folder_paths.get_folder_paths(folder))
-    return f"{name} {value!r} is not in {where}" + (f" ({hint})" if hint else "")
+    return (f"{name} {_shown(value)} is not in models/{folder}/ (or the {folder} paths of extra_model_paths.yaml)"
+            + (f" ({hint})" if hint else ""))
 
 
 def pixel_schedule(a_min, a_max, n_min, n_max, a_limit) -> bool | str:
-    """TSS per-pixel schedule ranges. Nodes that list these in validate_inputs lose ComfyUI's own
-    min/max checks for them, so the whole range is checked here; None (a linked value) is skipped."""
+    """TSS per-pixel schedule rules between inputs: a_min <= a_max < a_limit (None: no limit) and
+    n_min <= n_max; None (a value not known yet) is skipped. Single-value ranges come from the schema."""
     a_known = [a for a in (a_min, a_max) if a is not None]
-    if not all(0 < a < (a_limit or float("inf")) for a in a_known) or (len(a_known) == 2 and a_min > a_max):
-        return f"a_min and a_max must satisfy 0 < a_min <= a_max < {a_limit or 'T'}, got a_min {a_min}, a_max {a_max}"
-    n_known = [n for n in (n_min, n_max) if n is not None]
-    if not all(1 <= n <= 10 for n in n_known) or (len(n_known) == 2 and n_min > n_max):
+    if (len(a_known) == 2 and a_min > a_max) or (a_limit is not None and any(a >= a_limit for a in a_known)):
+        return (f"a_min and a_max must satisfy 0 < a_min <= a_max < {a_limit or 'T'}, got a_min {a_min}, "
+                f"a_max {a_max}")
+    if None not in (n_min, n_max) and n_min > n_max:
         return f"n_min and n_max must satisfy 1 <= n_min <= n_max <= 10, got n_min {n_min}, n_max {n_max}"
     return True

@@ -15,6 +15,7 @@ from tqdm.auto import trange
 
 from comfy.k_diffusion.sampling import default_noise_sampler
 
+from ..clear_errors import InputError, require_finite_output
 from .dossr_schedule import DEFAULT_T1, eta_at, etas_at_sigmas, model_timesteps
 from .tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
 
@@ -33,26 +34,34 @@ def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None,
     x_hat0 = lr_latent(model, x) if x_hat0 is None else x_hat0
     if variance is None:
         if etas is None:
-            etas = etas_at_sigmas(model.inner_model.model_patcher.get_model_object("model_sampling"), sigmas, t1)
+            model_sampling = model.inner_model.model_patcher.get_model_object("model_sampling")
+            check_start_at_t1(model_sampling, sigmas, t1)
+            etas = etas_at_sigmas(model_sampling, sigmas, t1)
         sigma, eta = list(sigmas.double().cpu()), list(etas.double().cpu())
-        step_args = [extra_args] * (len(sigmas) - 1)
+        steps = [(s, e, s / (1 - e)) for s, e in zip(sigma, eta)]
+
+        def step_args(i):
+            return extra_args
     else:  # imported here: KSampler's list loads this module at start-up; the TSS code is heavier
         from .pixel_schedule import require_patched, variance_at_latent, with_sigma_map
 
-        sigma, eta = pixel_sigmas_and_etas(require_patched(model, "DoSSR sampler"), sigmas, t1,
-                                           variance_at_latent(variance, x), a_range, n_range)
-        step_args = [with_sigma_map(extra_args, s.to(x.device, torch.float32)) for s in sigma[:-1]]
+        model_sampling = require_patched(model, "DoSSR sampler")
+        check_start_at_t1(model_sampling, sigmas, t1)
+        steps = pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance_at_latent(variance, x), a_range, n_range)
+
+        def step_args(i):
+            return with_sigma_map(extra_args, steps[i][0].to(x.device, torch.float32))
     noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed")) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
-    lam = [s / (1 - e) for s, e in zip(sigma, eta)]
 
     x0_history = []  # newest first: x0_j, x0_{j+1}, x0_{j+2}
     for i in trange(len(sigmas) - 1, disable=disable):
-        denoised = model(x, sigmas[i] * s_in, **step_args[i])
+        denoised = model(x, sigmas[i] * s_in, **step_args(i))
+        require_finite_output(denoised, model, i, x)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         x0_history = [denoised] + x0_history[:2]
-        w_x, w_hat, w_x0s, w_noise = dos_step_weights(sigma, eta, lam, i, min(order, len(x0_history)))
+        w_x, w_hat, w_x0s, w_noise = dos_step_weights(steps, i, min(order, len(x0_history)))
         update = cast(w_x, x) * x + cast(w_hat, x) * x_hat0
         for w, x0 in zip(w_x0s, x0_history):
             update = update + cast(w, x) * x0
@@ -68,31 +77,42 @@ def cast(weight, x):
 
 
 def pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance, a_range, n_range):
-    """Per-pixel float64 sigma and eta maps (B×1×h×w) at every step: the TDS remap of the
-    scheduler's timesteps, with eta continued between integer timesteps (dossr_schedule.eta_at)."""
-    from .pixel_schedule import pixel_timestep_maps
+    """steps[k] = per-pixel float64 (sigma, eta, lambda) maps (B×1×h×w), built when the step runs:
+    the TDS remap of the scheduler's timesteps (pixel_schedule), with eta continued between integer
+    timesteps (dossr_schedule.eta_at). A final sigma of 0 (final_clean) has sigma = eta = 0."""
+    from .pixel_schedule import LazySteps, pixel_schedule
 
-    t_maps = pixel_timestep_maps(model_timesteps(model_sampling, sigmas).double(), variance, a_range, n_range)
-    sigma_maps, eta_maps = [], []
-    for sigma, t_map in zip(sigmas, t_maps):
-        if sigma <= 0:  # final_clean's last step lands on the clean estimate; t = 0 still ends the interval
-            sigma_maps.append(torch.zeros(variance.shape, dtype=torch.float64))
-            eta_maps.append(torch.zeros(variance.shape, dtype=torch.float64))
-        else:
-            sigma_maps.append(model_sampling.sigma(t_map.float().flatten()).double().cpu().view(variance.shape))
-            eta_maps.append(eta_at(t_map, t1))
-    return sigma_maps, eta_maps
+    schedule = pixel_schedule(model_sampling, sigmas, model_timesteps(model_sampling, sigmas).double(), variance,
+                              a_range, n_range)
+
+    def coefficients(k):
+        t_map, sigma = schedule[k]
+        eta = eta_at(t_map, t1) if sigmas[k] > 0 else torch.zeros_like(sigma)
+        return sigma, eta, sigma / (1 - eta)
+
+    return LazySteps(coefficients, len(sigmas))
 
 
-def dos_step_weights(sigma, eta, lam, i, order):
+def check_start_at_t1(model_sampling, sigmas, t1):
+    """DoSSR starts from the LR latent plus noise at t1 - 1, where the domain shift is complete; a
+    schedule that starts elsewhere (a DoSSR Scheduler with another t1) would run with a wrong start."""
+    start = int(model_timesteps(model_sampling, sigmas[:1])[0])
+    if start != t1 - 1 and sigmas[0] > 0:
+        raise InputError(
+            f"DoSSR Sampler: the sigmas start at timestep {start}, but t1 = {t1} needs a start at t1 - 1 = {t1 - 1}: "
+            f"set the same t1 on the DoSSR Scheduler and the DoSSR Sampler")
+
+
+def dos_step_weights(steps, i, order):
     """float64 weights of x_j, xhat0, (x0_j, x0_{j+1}, x0_{j+2}) and z for the step i -> i+1.
 
-    Entries of sigma, eta and lam are float64 tensors: scalars, or per-pixel maps for TSS."""
-    b_now, b_next = 1 - eta[i], 1 - eta[i + 1]
-    l_now, l_next = lam[i], lam[i + 1]
+    steps[k] = (sigma, eta, lambda) as float64 tensors: scalars, or per-pixel maps for TSS."""
+    (sigma_now, eta_now, l_now), (sigma_next, eta_next, l_next) = steps[i], steps[i + 1]
+    lam = {k: steps[k][2] for k in range(max(i - order + 1, 0), i)}  # earlier lambdas, for orders 2-3
+    b_now, b_next = 1 - eta_now, 1 - eta_next
     r = l_next / l_now
     w_x = b_next / b_now * r * r
-    w_hat = eta[i + 1] - w_x * eta[i]
+    w_hat = eta_next - w_x * eta_now
     w_x0 = [b_next * (1 - r * r), 0.0, 0.0]
     if order >= 2:  # D1 = (x0_j - x0_{j+1}) / (lambda_j - lambda_{j+1})
         c1 = -b_next * (l_next - l_now) ** 2 / l_now / (l_now - lam[i - 1])
@@ -105,21 +125,28 @@ def dos_step_weights(sigma, eta, lam, i, order):
         w_x0[0] = w_x0[0] + c2 * a
         w_x0[1] = w_x0[1] - c2 * (a + b)
         w_x0[2] = w_x0[2] + c2 * b
-    w_noise = sigma[i + 1] * (1 - r * r).clamp(min=0).sqrt()
+    w_noise = sigma_next * (1 - r * r).clamp(min=0).sqrt()
     return w_x, w_hat, [torch.as_tensor(w, dtype=torch.float64) for w in w_x0[:order]], w_noise
 
 
 def lr_latent(model, x):
     """The LR latent DoSSR shifts from: the sampler's input latent, already process_latent_in-scaled."""
     latent = getattr(model, "latent_image", None)
-    if latent is None or not torch.count_nonzero(latent):
+    if latent is None:
         raise ValueError(
             "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
-            "low-resolution image); it got an empty latent"
+            "low-resolution image); it got none"
+        )
+    expected = model.inner_model.inner_model.latent_format.latent_channels
+    if not torch.count_nonzero(latent) and expected != 3:
+        # Through a compressing VAE (SD: 4 channels) no image encodes to exactly 0, so this is an Empty
+        # Latent Image. A pixel-space model's RGB "latent" is 0 for a flat 50 % gray image: a valid LR.
+        raise ValueError(
+            "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
+            "low-resolution image); it got an empty latent (all zeros)"
         )
     if not torch.isfinite(latent).all():
         raise ValueError("the LR latent given to the DoSSR sampler contains NaN or infinite values")
-    expected = model.inner_model.inner_model.latent_format.latent_channels
     if latent.shape[1] != expected:
         raise ValueError(
             f"the LR latent has {latent.shape[1]} channels but this model's latents have {expected}: "

@@ -1,10 +1,13 @@
 """Per-pixel TDS schedules (TSS, SPEC §1-2), shared by the TSS and DoSSR samplers.
 
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over a sampler's
-timesteps t_k, with a(v), n(v) linear in the SDS variance map v. Samplers call the model with the
-scalar sigma and put the pixel's sigma map in transformer_options, which the per-pixel timestep
-patch (model_patches/tss/spatial_timestep.py) reads.
+timesteps t_k, with a(v), n(v) linear in the SDS variance map v. A step's maps are built when the
+step runs, so no input (steps, image size) makes memory grow with steps x pixels. Samplers call the
+model with the scalar sigma and put the pixel's sigma map in transformer_options, which the
+per-pixel timestep patch (model_patches/tss/spatial_timestep.py) reads.
 """
+from collections.abc import Sequence
+
 import torch
 
 from ..model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, WRAPPER_KEY
@@ -21,13 +24,35 @@ def continuous_timestep(model_sampling, sigma: torch.Tensor) -> torch.Tensor:
     return (i - 1) + (log_s - low) / (high - low)
 
 
-def pixel_timestep_maps(t: torch.Tensor, variance: torch.Tensor, a_range, n_range) -> list[torch.Tensor]:
-    """[B×1×h×w float64 per timestep]: each pixel's TDS remap of the descending timesteps t, on the
-    interval [t[-1], t[0]]; `variance` is B×1×h×w in [0, 1]. Both ends are shared by all pixels."""
-    t = t.double().cpu()
+class LazySteps(Sequence):
+    """steps[k] = make(k), built when first asked and only the last `keep` kept, so a sampler holds
+    a few per-pixel maps at any time: memory stays flat in the number of steps."""
+
+    def __init__(self, make, length: int, keep: int = 4):
+        self.make, self.length, self.keep, self.cache = make, length, keep, {}
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[j] for j in range(*k.indices(self.length))]
+        k = range(self.length)[k]  # negative indices, and IndexError past the end
+        if k not in self.cache:
+            if len(self.cache) >= self.keep:
+                del self.cache[next(iter(self.cache))]  # oldest first (dicts keep insertion order)
+            self.cache[k] = self.make(k)
+        return self.cache[k]
+
+
+def pixel_schedule(model_sampling, sigmas: torch.Tensor, timesteps: torch.Tensor, variance: torch.Tensor,
+                   a_range, n_range) -> LazySteps:
+    """schedule[k] = (t_map, sigma_map), float64 B×1×h×w: each pixel's TDS remap of timesteps[k] on
+    the interval [timesteps[-1], timesteps[0]] (both ends shared by all pixels) and its sigma there;
+    `variance` is B×1×h×w in [0, 1]. sigma_map is 0 where sigmas[k] is 0, and sigmas[k] itself when
+    the interval is a single timestep. Maps are built when a step asks for them."""
+    t = timesteps.double().cpu()
     v = variance.double().cpu()
-    if len(t) == 1:
-        return [torch.full_like(v, float(t[0]))]
     t_start, t_end = float(t[0]), float(t[-1])
     a = a_range[0] + v * (a_range[1] - a_range[0])
     n = n_range[0] + v * (n_range[1] - n_range[0])
@@ -36,7 +61,15 @@ def pixel_timestep_maps(t: torch.Tensor, variance: torch.Tensor, a_range, n_rang
     # positive while moving a by under one timestep on any interval shorter than 1000.
     margin = 1e-3 * (t_start - t_end)
     a = a.clamp(t_end + margin, t_start - margin)
-    return [tds_remap_interval(t_k, a, n, t_start, t_end) for t_k in t]
+
+    def maps(k):
+        sigma = float(sigmas[k])
+        if t_start == t_end or sigma <= 0:
+            return torch.full_like(v, float(t[k])), torch.full_like(v, max(sigma, 0.0))
+        t_map = tds_remap_interval(t[k], a, n, t_start, t_end)
+        return t_map, model_sampling.sigma(t_map.float().flatten()).double().cpu().view(v.shape)
+
+    return LazySteps(maps, len(sigmas))
 
 
 def variance_at_latent(variance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

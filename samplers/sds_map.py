@@ -22,28 +22,78 @@ def image_luma(image: torch.Tensor) -> torch.Tensor:
     return luma(image[..., :3].float()).movedim(-1, 1)
 
 
-def _separable(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    r = kernel.numel() // 2
-    x = F.pad(x, (r, r, r, r), mode="replicate")  # any image size, unlike reflect
-    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
-    return F.conv2d(x, kernel.view(1, 1, -1, 1))
+ROWS_PER_CHUNK = 256  # output rows per band: bounds the working memory to a few bands of the image
 
 
 def variance_map(image: torch.Tensor) -> torch.Tensor:
-    """B×H×W texture map in [0, 1] from a ComfyUI IMAGE."""
+    """B×H×W texture map in [0, 1] from a ComfyUI IMAGE, one image and one band of rows at a time."""
     if not torch.isfinite(image).all():
         raise ValueError("SDS Variance Map: the image contains NaN or infinite values")
-    y = image_luma(image).double()
-    box = torch.full((WINDOW,), 1.0 / WINDOW, dtype=y.dtype, device=y.device)
-    mean, mean_sq = _separable(y, box), _separable(y * y, box)
-    v0 = (mean_sq - mean * mean).clamp(min=0)
-    x = torch.arange(WINDOW, dtype=y.dtype, device=y.device) - WINDOW // 2
+    out = torch.empty(image.shape[:3], dtype=torch.float32, device=image.device)
+    for b in range(image.shape[0]):
+        out[b] = texture(image_luma(image[b:b + 1]).double()[0, 0])
+    return out
+
+
+def texture(y: torch.Tensor) -> torch.Tensor:
+    """H×W luma (float64) -> normalised Gaussian blur of its 33×33 local variance, as float32.
+
+    Both filters are separable: the box by pairwise sliding sums, the Gaussian by a sum of shifted
+    rows; every border is replicate-padded, as F.pad(mode="replicate") before each filter."""
+    H, W = y.shape
+    r = WINDOW // 2
+    y = y - y.mean()  # variance is shift-invariant; centred values keep E[y²] - E[y]² from cancelling
+    x = torch.arange(WINDOW, dtype=y.dtype, device=y.device) - r
     gauss = torch.exp(-x * x / (2 * BLUR_SIGMA**2))
-    vg = _separable(v0, gauss / gauss.sum()).flatten(1)
-    low, high = vg.min(dim=1, keepdim=True).values, vg.max(dim=1, keepdim=True).values
-    spread = high - low
-    normalised = torch.where(spread > 1e-12, (vg - low) / spread.clamp(min=1e-12), torch.zeros_like(vg))
-    return normalised.view(image.shape[0], *image.shape[1:3]).float()
+    gauss = gauss / gauss.sum()
+    vg = torch.empty_like(y)
+    for top in range(0, H, ROWS_PER_CHUNK):
+        bottom = min(H, top + ROWS_PER_CHUNK)
+        first, stop = max(0, top - r), min(H, bottom + r)  # V0 rows the blur reads inside the image
+        v0 = _replicate(local_variance(y, first, stop), first - (top - r), (bottom + r) - stop, r)
+        vg[top:bottom] = _shifted_sum(_shifted_sum(v0, gauss, 0), gauss, 1)
+    low, high = vg.min(), vg.max()
+    if high - low <= 1e-12:  # a flat image: no texture anywhere
+        return torch.zeros_like(vg, dtype=torch.float32)
+    return ((vg - low) / (high - low)).float()
+
+
+def local_variance(y: torch.Tensor, first: int, stop: int) -> torch.Tensor:
+    """Rows first..stop-1 of the 33×33 windowed variance E[y²] - E[y]² (replicate-padded), ≥ 0."""
+    H, W = y.shape
+    r = WINDOW // 2
+    low, high = max(0, first - r), min(H, stop + r)
+    band = _replicate(y[low:high], low - (first - r), (stop + r) - high, r)
+    mean, mean_sq = _box(_box(band, 0), 1), _box(_box(band * band, 0), 1)
+    return (mean_sq - mean * mean).clamp(min=0)
+
+
+def _replicate(x: torch.Tensor, top: int, bottom: int, sides: int) -> torch.Tensor:
+    """x (rows × columns) with its edge rows and columns repeated: F.pad(mode="replicate")."""
+    return F.pad(x[None, None], (sides, sides, top, bottom), mode="replicate")[0, 0]
+
+
+def _box(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Mean over WINDOW consecutive entries along dim (the output is WINDOW - 1 shorter): sliding sums
+    of width 1, 2, 4, ... by pairwise adds (log2 passes, no long running sum to lose precision)."""
+    total, width = x, 1
+    while 2 * width <= WINDOW:
+        n = total.shape[dim] - width
+        total, width = total.narrow(dim, 0, n) + total.narrow(dim, width, n), 2 * width
+    n = x.shape[dim] - WINDOW + 1
+    total = total.narrow(dim, 0, n)
+    for k in range(width, WINDOW):  # the entries past the largest power of two (33 = 32 + 1)
+        total = total + x.narrow(dim, k, n)
+    return total / WINDOW
+
+
+def _shifted_sum(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid 1-D correlation with `kernel` along dim, as a weighted sum of shifted slices (no im2col copy)."""
+    n = x.shape[dim] - kernel.numel() + 1
+    out = x.narrow(dim, 0, n) * kernel[0]
+    for k in range(1, kernel.numel()):
+        out.add_(x.narrow(dim, k, n), alpha=float(kernel[k]))
+    return out
 
 
 def to_latent_size(v: torch.Tensor, height: int, width: int) -> torch.Tensor:

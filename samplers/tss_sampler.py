@@ -9,25 +9,20 @@ per-pixel timestep patch (model_patches/tss/spatial_timestep.py). Updates are th
 import torch
 from tqdm.auto import trange
 
-from .pixel_schedule import continuous_timestep, pixel_timestep_maps, require_patched, variance_at_latent, with_sigma_map
+from ..clear_errors import require_finite_output
+from .pixel_schedule import continuous_timestep, pixel_schedule, require_patched, variance_at_latent, with_sigma_map
 from .tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 
 BASES = ("euler", "dpmpp_2m")
 
 
-def tss_sigma_maps(model_sampling, sigmas, variance, a_range, n_range):
-    """[(B×1×h×w) per step]: each pixel's sigma; `variance` is B×1×h×w in [0, 1] at latent size."""
-    positive = sigmas[sigmas > 0]
-    t_maps = pixel_timestep_maps(continuous_timestep(model_sampling, positive), variance, a_range, n_range)
-    maps = []
-    for sigma, t_map in zip(sigmas, t_maps + [None] * (len(sigmas) - len(t_maps))):
-        if sigma <= 0:
-            maps.append(torch.zeros(variance.shape))
-        elif len(positive) == 1:
-            maps.append(torch.full(variance.shape, float(sigma)))
-        else:
-            maps.append(model_sampling.sigma(t_map.float().flatten()).cpu().view(variance.shape))
-    return [m.float() for m in maps]
+def tss_timesteps(model_sampling, sigmas: torch.Tensor) -> torch.Tensor:
+    """The model's continuous timestep of each sigma; a final sigma of 0 repeats the last positive
+    one's, so the per-pixel interval ends at the last noisy step."""
+    t = continuous_timestep(model_sampling, sigmas[sigmas > 0])
+    if len(t) == 0:
+        return torch.zeros(len(sigmas), dtype=torch.float64)
+    return torch.cat([t, t[-1:].expand(len(sigmas) - len(t))])
 
 
 @torch.no_grad()
@@ -41,13 +36,14 @@ def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, v
     extra_args = {} if extra_args is None else extra_args
     if model_sampling is None:
         model_sampling = require_patched(model)
-    maps = [m.to(x.device) for m in tss_sigma_maps(model_sampling, sigmas, variance_at_latent(variance, x),
-                                                     a_range, n_range)]
+    schedule = pixel_schedule(model_sampling, sigmas, tss_timesteps(model_sampling, sigmas),
+                              variance_at_latent(variance, x), a_range, n_range)
     s_in = x.new_ones([x.shape[0]])
     old_denoised, h_last = None, None
     for i in trange(len(sigmas) - 1, disable=disable):
-        S, S_next = maps[i], maps[i + 1]
+        S, S_next = (schedule[j][1].to(x.device, torch.float32) for j in (i, i + 1))
         denoised = model(x, sigmas[i] * s_in, **with_sigma_map(extra_args, S))
+        require_finite_output(denoised, model, i, x)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         if base == "euler" or sigmas[i + 1] == 0:

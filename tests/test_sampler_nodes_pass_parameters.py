@@ -38,11 +38,11 @@ def node_sampler(node, **widgets):
 
 
 DOSSR = dict(order=2, t1=400, variance_map=VARIANCE, a_min=150.0, a_max=250.0, n_min=1.5, n_max=3.0)
-DOSSR_CHANGES = [("order", 3), ("t1", 500), ("a_min", 100.0), ("a_max", 300.0), ("n_min", 1.0), ("n_max", 4.0)]
+DOSSR_CHANGES = [("order", 3), ("a_min", 100.0), ("a_max", 300.0), ("n_min", 1.0), ("n_max", 4.0)]
 
 
 def test_dossr_sampler_node_passes_every_widget(patched):
-    sigmas = dossr_sigmas(patched.get_model_object("model_sampling"), 4, t1=400)  # valid for t1 400 and 500
+    sigmas = dossr_sigmas(patched.get_model_object("model_sampling"), 4, t1=400)
     ours = sample(patched, node_sampler(DoSSRSampler, **DOSSR), sigmas)
     direct = comfy.samplers.KSAMPLER(sample_dossr, {"order": 2, "t1": 400, "variance": VARIANCE,
                                                     "a_range": (150.0, 250.0), "n_range": (1.5, 3.0)})
@@ -51,6 +51,9 @@ def test_dossr_sampler_node_passes_every_widget(patched):
         changed = sample(patched, node_sampler(DoSSRSampler, **dict(DOSSR, **{name: value})), sigmas)
         # float noise is ~1e-6 of the values (the two direct runs agree bit for bit); 1e-4 is far above it
         assert (changed - ours).abs().max() > 1e-4 * ours.abs().max(), f"{name} did not reach the sampler"
+    # t1 reaches the sampler: schedules starting at t1 - 1 only, so t1 = 500 refuses this t1 = 400 schedule
+    with pytest.raises(Exception, match="t1 = 500 needs a start at t1 - 1 = 499"):
+        sample(patched, node_sampler(DoSSRSampler, **dict(DOSSR, t1=500)), sigmas)
 
 
 TSS = dict(variance_map=VARIANCE, base="dpmpp_2m", a_min=400.0, a_max=700.0, n_min=1.5, n_max=3.0)

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from timeaware_sr.samplers.sds_map import to_latent_size, variance_map
+import torch.nn.functional as F
+
+from timeaware_sr.samplers import sds_map
+from timeaware_sr.samplers.sds_map import BLUR_SIGMA, WINDOW, local_variance, to_latent_size, variance_map
 
 
 def brute_force_variance_map(image: np.ndarray) -> np.ndarray:
@@ -75,6 +78,58 @@ def test_gray_and_alpha_inputs_give_the_same_map_as_rgb():
     torch.testing.assert_close(variance_map(gray), variance_map(rgb), atol=1e-5, rtol=0)  # luma made here vs in the pack, float32
     rgba = torch.cat([rgb, torch.rand(1, 32, 32, 1)], -1)
     torch.testing.assert_close(variance_map(rgba), variance_map(rgb))  # alpha dropped: float32 defaults
+
+
+def brute_force_local_variance(y):
+    """Each pixel's population variance over its 33×33 window, edge pixels repeated, one window at a time."""
+    H, W = y.shape
+    r = WINDOW // 2
+    out = torch.empty(H, W, dtype=torch.float64)
+    for i in range(H):
+        rows = torch.arange(i - r, i + r + 1).clamp(0, H - 1)
+        for j in range(W):
+            cols = torch.arange(j - r, j + r + 1).clamp(0, W - 1)
+            out[i, j] = y[rows][:, cols].var(unbiased=False)
+    return out
+
+
+def test_local_variance_equals_a_brute_force_windowed_variance():
+    """Window 33 with replicate borders, checked pixel by pixel; 1e-12: float64 running sums of
+    values in [-1, 1] over at most 33 + 40 entries."""
+    y = torch.rand(40, 45, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    y[:, :20] = 0.25  # a flat part, where the variance is 0 up to rounding
+    torch.testing.assert_close(local_variance(y, 0, 40), brute_force_local_variance(y), atol=1e-12, rtol=0)
+    torch.testing.assert_close(local_variance(y, 7, 19), brute_force_local_variance(y)[7:19], atol=1e-12, rtol=0)
+
+
+def conv_reference_map(image):
+    """The previous implementation (whole-image float64 conv2d, replicate pad) written out here."""
+    y = (image[..., :3].double() * torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)).sum(-1)[:, None]
+
+    def separable(x, k):
+        r = k.numel() // 2
+        x = F.conv2d(F.pad(x, (r, r, r, r), mode="replicate"), k.view(1, 1, 1, -1))
+        return F.conv2d(x, k.view(1, 1, -1, 1))
+
+    box = torch.full((33,), 1 / 33, dtype=torch.float64)
+    v0 = (separable(y * y, box) - separable(y, box) ** 2).clamp(min=0)
+    x = torch.arange(33, dtype=torch.float64) - 16
+    g = torch.exp(-x * x / (2 * (0.3 * (16 - 1) + 0.8) ** 2))
+    vg = separable(v0, g / g.sum()).flatten(1)
+    low, high = vg.min(1, keepdim=True).values, vg.max(1, keepdim=True).values
+    return ((vg - low) / (high - low)).view(image.shape[:3]).float()
+
+
+@pytest.mark.parametrize("rows_per_chunk", [256, 7])  # one band, and many bands with a ragged last one
+def test_banded_map_equals_the_whole_image_convolution(monkeypatch, rows_per_chunk):
+    """Same map as the conv2d implementation it replaced; 1e-6: the float32 output's rounding, far above
+    the float64 differences of summation order (~1e-12 before normalisation)."""
+    monkeypatch.setattr(sds_map, "ROWS_PER_CHUNK", rows_per_chunk)
+    g = torch.Generator().manual_seed(5)
+    image = torch.rand(2, 70, 83, 3, generator=g)
+    image[:, :, :40] = 0.5 + 0.02 * torch.rand(2, 70, 40, 3, generator=g)
+    assert BLUR_SIGMA == pytest.approx(0.3 * (16 - 1) + 0.8)
+    torch.testing.assert_close(variance_map(image), conv_reference_map(image), atol=1e-6, rtol=0)
 
 
 def test_resize_to_latent_averages_areas():

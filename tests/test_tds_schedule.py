@@ -98,7 +98,7 @@ def test_live_tds_scheduler_node_and_ksampler_entry(comfy):
     prompt["2"]["inputs"]["n"] = 0.5
     with pytest.raises(PromptRejected) as err:
         comfy.run(prompt)
-    assert "n must be at least 1 (1 = uniform steps), got 0.5" in err.value.messages()
+    assert "n must be at least 1 and at most 10, got 0.5" in err.value.messages()
     prompt["2"]["inputs"].update(n=2.0, a=1000.0)
     with pytest.raises(PromptRejected) as err:
         comfy.run(prompt)

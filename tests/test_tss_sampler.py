@@ -9,7 +9,13 @@ import comfy.sample
 import comfy.samplers
 from timeaware_sr.model_patches.sd_components import build_unet
 from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
-from timeaware_sr.samplers.tss_sampler import sample_tss, tss_sigma_maps
+from timeaware_sr.samplers.pixel_schedule import pixel_schedule
+from timeaware_sr.samplers.tss_sampler import sample_tss, tss_timesteps
+
+
+def tss_sigma_maps(ms, sigmas, variance, a_range, n_range):
+    """Every step's per-pixel sigma map as the TSS sampler builds them (float32, as it uses them)."""
+    return [s.float() for _, s in pixel_schedule(ms, sigmas, tss_timesteps(ms, sigmas), variance, a_range, n_range)]
 
 
 @pytest.fixture(scope="module")

@@ -1,25 +1,79 @@
-"""Prompt-time checks (nodes/validation.py): values that come through links arrive as None."""
+"""Input checks (nodes/validation.py): every range comes from the node's schema, and a value that
+arrives through a link (None at queue time) gets the same check when the node runs."""
+import math
+
 import pytest
+import torch
 
-from timeaware_sr.nodes.validation import one_of, pixel_schedule, raise_unless_valid
+from timeaware_sr.clear_errors import InputError, require_finite
+from timeaware_sr.nodes.dossr_sampling import DoSSRSampler, DoSSRScheduler
+from timeaware_sr.nodes.tds_scheduler import TDSScheduler
+from timeaware_sr.nodes.tss import TSSSampler
+from timeaware_sr.nodes.validation import check_inputs, raise_unless_valid, require_valid_inputs
 
 
-@pytest.mark.parametrize("args, ok", [
-    ((225.0, 325.0, 1.0, 2.5, 500), True),
-    ((None, None, None, None, None), True),      # everything linked: checked when the node runs
-    ((225.0, None, None, 2.5, 500), True),
-    ((600.0, None, None, None, 500), False),     # a alone is still range-checked
-    ((300.0, 200.0, 1.0, 2.5, 500), False),
-    ((0.0, 200.0, 1.0, 2.5, 500), False),
-    ((225.0, 325.0, None, 11.0, 500), False),
-    ((225.0, 325.0, 0.5, None, 500), False),
-    ((225.0, 325.0, 3.0, 2.0, 500), False),
+def schema_input(node, name):
+    return next(i for i in node.define_schema().inputs if i.id == name)
+
+
+@pytest.mark.parametrize("node, name", [(TDSScheduler, "steps"), (TDSScheduler, "n"), (TSSSampler, "a_max"),
+                                        (DoSSRScheduler, "t1"), (DoSSRSampler, "n_min")])
+def test_ranges_are_the_schema_ranges(node, name):
+    """The bounds accepted are exactly the widget's min and max, read from the schema."""
+    spec = schema_input(node, name)
+    step = 1 if str(spec.get_io_type()) == "INT" else 1e-6
+    assert check_inputs(node, {name: spec.min}) is True
+    assert check_inputs(node, {name: spec.max}) is True
+    for bad in (spec.min - step, spec.max + step):
+        message = check_inputs(node, {name: bad})
+        assert message is not True and name in message and f"{bad:g}"[:4] in message
+
+
+@pytest.mark.parametrize("value, words", [
+    (math.nan, "finite number"), (math.inf, "finite number"), (-math.inf, "finite number"),
+    ("abc", "finite number"), (None, "got no value \\(null\\)"), (True, "finite number"), ([1.0], "finite number"),
 ])
-def test_pixel_schedule_ranges(args, ok):
-    assert (pixel_schedule(*args) is True) == ok
+def test_bad_numbers_are_named_at_run_time(value, words):
+    with pytest.raises(InputError, match=f"TDS Scheduler \\(TSS\\): n .*{words}") as err:
+        require_valid_inputs(TDSScheduler, {"steps": 5, "a": 550.0, "n": value, "start": 999.0, "end": 0.0})
+    assert "Traceback" not in str(err.value)
 
 
-def test_one_of_and_raise_unless_valid():
-    assert one_of("base", None, ["euler"]) is True
-    with pytest.raises(ValueError, match="base must be one of \\['euler'\\], got 'heun'"):
-        raise_unless_valid(one_of("base", "heun", ["euler"]))
+def test_a_linked_value_is_skipped_at_queue_time_and_checked_at_run_time():
+    assert check_inputs(TDSScheduler, {"steps": None, "n": 2.0}) is True
+    with pytest.raises(InputError, match="steps must be at least 1 and at most 1000, got 100000"):
+        require_valid_inputs(TDSScheduler, {"steps": 100000, "a": 550.0, "n": 2.0, "start": 999.0, "end": 0.0})
+    with pytest.raises(InputError, match="steps must be at least 1 and at most 1000, got 0"):
+        require_valid_inputs(TDSScheduler, {"steps": 0, "a": 550.0, "n": 2.0, "start": 999.0, "end": 0.0})
+    with pytest.raises(InputError, match="steps must be a whole number"):
+        require_valid_inputs(TDSScheduler, {"steps": 2.5, "a": 550.0, "n": 2.0, "start": 999.0, "end": 0.0})
+
+
+def test_combo_socket_and_rules():
+    assert "base must be one of ['euler', 'dpmpp_2m'], got 'heun'" in check_inputs(TSSSampler, {"base": "heun"})
+    assert "variance_map must be connected to a MASK, got 5" in check_inputs(TSSSampler, {"variance_map": 5})
+    assert "a_min and a_max must satisfy 0 < a_min <= a_max < 999" in check_inputs(TSSSampler, {"a_min": 600.0, "a_max": 500.0}, TSSSampler.input_rules)
+    nan_map = torch.full((1, 4, 4), math.nan)
+    assert "variance_map contains NaN" in check_inputs(TSSSampler, {"variance_map": nan_map}, at_run=True)
+    assert "steps must be below t1 (300), got 300" in check_inputs(DoSSRScheduler, {"steps": 300, "t1": 300},
+                                                                   DoSSRScheduler.input_rules)
+
+
+def test_dossr_a_range_is_bounded_by_t1_only_with_a_variance_map():
+    """t1 = 300 with the default a-range (225-325) and no map is a valid DoSSR run (issue 11 item 4)."""
+    values = {"order": 3, "t1": 300, "variance_map": None, "a_min": 225.0, "a_max": 325.0, "n_min": 1.0, "n_max": 2.5}
+    assert check_inputs(DoSSRSampler, values, DoSSRSampler.input_rules, at_run=True) is True
+    queued = {k: v for k, v in values.items() if k != "variance_map"}  # no map connected
+    assert check_inputs(DoSSRSampler, queued, DoSSRSampler.input_rules) is True
+    assert check_inputs(DoSSRSampler, dict(queued, variance_map=None), DoSSRSampler.input_rules) is not True  # linked
+    with_map = dict(values, variance_map=torch.zeros(1, 8, 8))
+    assert "0 < a_min <= a_max < 300, got a_min 225.0, a_max 325.0" in check_inputs(DoSSRSampler, with_map, DoSSRSampler.input_rules, at_run=True)
+
+
+def test_raise_unless_valid_and_require_finite_give_plain_input_errors():
+    with pytest.raises(InputError, match="base must be one of"):
+        raise_unless_valid("base must be one of ['euler'], got 'heun'")
+    require_finite(torch.ones(3), "x")
+    with pytest.raises(InputError, match=r"the model output contains NaN and \+inf \(2 of 3 values\): lower it") as err:
+        require_finite(torch.tensor([1.0, math.nan, math.inf]), "the model output", "lower it")
+    assert type(err.value).__module__ == "TimeAwareSR"  # ComfyUI shows module.class: no install path

@@ -40,10 +40,20 @@ def run_demo(workflow: pathlib.Path, image: pathlib.Path, out_dir: pathlib.Path,
         written = []
         for node_id in outputs:
             for src in client.output_images(outputs, node_id):
-                dst = out_dir / f"{image.stem}_{workflow.stem}_{src.name}"
+                dst = unused_name(out_dir / f"{image.stem}_{workflow.stem}_{src.name}")  # never overwrite a run
                 shutil.copy(src, dst)
                 written.append(dst)
         return written
+
+
+def unused_name(path: pathlib.Path) -> pathlib.Path:
+    """path, or path with _2, _3, ... before its suffix when an earlier run already wrote it."""
+    n = 1
+    candidate = path
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}_{n}{path.suffix}")
+    return candidate
 
 
 def main(argv=None):

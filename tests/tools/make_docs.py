@@ -87,14 +87,18 @@ def colour_map(values: np.ndarray) -> np.ndarray:
 def tss_maps(lr: Image.Image) -> Image.Image:
     import torch
 
-    from timeaware_sr.samplers.pixel_schedule import pixel_timestep_maps
+    from timeaware_sr.samplers.pixel_schedule import pixel_schedule
     from timeaware_sr.samplers.sds_map import variance_map
 
     image = torch.from_numpy(np.asarray(lr, dtype=np.float32) / 255.0)[None]
     v = variance_map(image)[0]
     t = torch.linspace(TSS_START, 0.0, TSS_STEPS + 1)  # TDS with n = 1: even steps
     middle = TSS_STEPS // 2
-    t_map = pixel_timestep_maps(t, v[None, None], A_RANGE, N_RANGE)[middle][0, 0].numpy()
+    class TimestepsOnly:  # the picture shows timesteps, so sigma(t) = t stands in for a model's table
+        sigma = staticmethod(lambda t: t)
+
+    schedule = pixel_schedule(TimestepsOnly(), torch.ones(len(t)), t, v[None, None], A_RANGE, N_RANGE)
+    t_map = schedule[middle][0][0, 0].numpy()
     lo, hi = float(t_map.min()), float(t_map.max())
     big = (lr.width * SCALE, lr.height * SCALE)
     v_img = Image.fromarray((v.numpy() * 255).astype(np.uint8)).convert("RGB").resize(big, Image.NEAREST)

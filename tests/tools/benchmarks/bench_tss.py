@@ -35,7 +35,8 @@ def main():
     import comfy.samplers
     from timeaware_sr.model_patches.sd_components import build_unet
     from timeaware_sr.model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
-    from timeaware_sr.samplers.tss_sampler import sample_tss, tss_sigma_maps
+    from timeaware_sr.samplers.pixel_schedule import pixel_schedule
+    from timeaware_sr.samplers.tss_sampler import sample_tss, tss_timesteps
 
     sd = cf.unet_state_dict("sd21", a.size, "eps")
     model = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
@@ -48,7 +49,7 @@ def main():
     context = torch.randn(1, 77, width, device=device)
     sigmas = comfy.samplers.calculate_sigmas(ms, "normal", 20)
     variance = torch.rand(1, 1, a.latent, a.latent)
-    sigma_map = tss_sigma_maps(ms, sigmas, variance, (400.0, 700.0), (1.0, 3.0))[10].to(device)
+    sigma_map = pixel_schedule(ms, sigmas, tss_timesteps(ms, sigmas), variance, (400.0, 700.0), (1.0, 3.0))[10][1].float().to(device)
     sigma = sigmas[10].view(1).to(device)
 
     def timed(patcher, options):

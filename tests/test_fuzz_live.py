@@ -1,0 +1,223 @@
+"""Hostile inputs on the live server (issue 11): every pack node, found from /object_info (every
+node id starting with TimeAwareSR_, so nodes added later are covered without editing this file),
+every input, fed bad values. Each prompt must end in success or in a clear error: one that names
+the node and the input, with no traceback text, no local path and no ANSI codes. After each case
+the server must still answer, and after each node's cases a valid reference prompt must give the
+reference result again.
+
+Cases per input: a wrong type, NaN / +inf / -inf (numbers), a negative and a huge value, null, and
+a value beyond the widget's range fed through a link (PrimitiveInt / PrimitiveFloat /
+PrimitiveString). Sampling, to stay within CI's time on 2 cores: every input always gets its linked
+out-of-range case (the one widget checks used to miss) and null; of the rest, FUZZ_CASES_PER_INPUT
+(default 3) are drawn with a random generator seeded by FUZZ_SEED (default 0), the node id and the
+input name, so a run is reproducible and another seed covers other cases. FUZZ_CASES_PER_INPUT=all
+runs every case.
+"""
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import shutil
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from support import comfy_live
+from support.comfy_live import ExecutionFailed, PromptRejected
+from support.starter_prompt import starter_dossr_prompt
+
+PREFIX = "TimeAwareSR_"
+SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
+
+# Valid values of every socket type a pack node takes, made by a small shared graph ("p*" nodes).
+# A node that takes a type missing here fails the test: add its provider.
+PROVIDER_NODES = {
+    "p1": {"class_type": "TimeAwareSR_StarterModelLoader", "inputs": {"model_name": "starter_sr.safetensors"}},
+    "p2": {"class_type": "TimeAwareSR_DoSSRCheckpointLoader", "inputs": {"ckpt_name": "dossr_default.ckpt"}},
+    "p3": {"class_type": "LoadImage", "inputs": {"image": SAMPLE.name}},
+    "p4": {"class_type": "ImageScale", "inputs": {"image": ["p3", 0], "upscale_method": "area", "width": 24,
+                                                  "height": 16, "crop": "disabled"}},
+    "p5": {"class_type": "SolidMask", "inputs": {"value": 0.5, "width": 24, "height": 16}},
+    "p6": {"class_type": "VAEEncode", "inputs": {"pixels": ["p4", 0], "vae": ["p1", 1]}},
+    "p7": {"class_type": "BasicScheduler", "inputs": {"model": ["p1", 0], "scheduler": "normal", "steps": 2,
+                                                      "denoise": 1.0}},
+    "p8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+}
+PROVIDERS = {
+    "MODEL": ["p1", 0], "VAE": ["p1", 1], "CONDITIONING": ["p1", 2], "CLIP": ["p2", 1], "CONTROL_NET": ["p2", 3],
+    "UPSCALE_MODEL": ["p2", 4], "IMAGE": ["p4", 0], "MASK": ["p5", 0], "LATENT": ["p6", 0], "SIGMAS": ["p7", 0],
+    "SAMPLER": ["p8", 0],
+}
+WRONG_LINK = {"MODEL": ["p4", 0]}  # an IMAGE into a MODEL input; any socket gets a MASK otherwise
+WIDGETS = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
+ABSOLUTE_PATH = re.compile(r"(^|[\s'\"(=:])/[\w.-]+/")
+HUGE = 10**12
+
+
+def run_reference(comfy) -> np.ndarray:
+    """The starter model's DoSSR run on a tiny crop, from scratch (ComfyUI's cache dropped first, so
+    every node really runs)."""
+    post(comfy, "/free", {"free_memory": True})
+    prompt = starter_dossr_prompt({"class_type": "LoadImage", "inputs": {"image": SAMPLE.name}}, prefix="fuzz_reference")
+    outputs = comfy.run(prompt)
+    return np.asarray(Image.open(comfy.output_images(outputs, "s9")[-1]))
+
+
+def post(comfy, path, body):
+    req = urllib.request.Request(comfy.base_url + path, data=json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(req, timeout=30).read()
+
+
+def spec_of(info, name):
+    specs = {**info["input"].get("required", {}), **info["input"].get("optional", {})}
+    return specs[name]
+
+
+def kind_of(spec) -> str:
+    return "COMBO" if isinstance(spec[0], list) else spec[0]
+
+
+def options_of(spec) -> list:
+    return spec[0] if isinstance(spec[0], list) else spec[1].get("options", [])
+
+
+def node_prompt(node_id, info, values: dict) -> dict:
+    """The node under test ("n"), its socket inputs from the providers, every output into PreviewAny."""
+    prompt = json.loads(json.dumps(PROVIDER_NODES))
+    prompt["n"] = {"class_type": node_id, "inputs": dict(values)}
+    for slot in range(len(info["output"])):
+        prompt[f"s{slot}"] = {"class_type": "PreviewAny", "inputs": {"source": ["n", slot]}}
+    return prompt
+
+
+def valid_values(node_id, info, comfy) -> dict:
+    """Inputs that run: widget defaults, providers for sockets; a combo without a default tries its
+    options in order (model folders may also hold files other tests left there on purpose)."""
+    values, combos = {}, []
+    for group in ("required", "optional"):
+        for name, spec in info["input"].get(group, {}).items():
+            kind = kind_of(spec)
+            if kind in PROVIDERS:
+                values[name] = PROVIDERS[kind]
+            elif kind in WIDGETS:
+                default = spec[1].get("default") if len(spec) > 1 else None
+                if default is None and kind == "COMBO":
+                    combos.append(name)
+                    default = (options_of(spec) or [None])[0]
+                values[name] = default
+            elif group == "required":
+                pytest.fail(f"{node_id} takes a {kind} input ({name}) that this test cannot provide: add a provider")
+    for name in combos:
+        for option in options_of(spec_of(info, name)):
+            values[name] = option
+            try:
+                comfy.run(node_prompt(node_id, info, values))
+                break
+            except (PromptRejected, ExecutionFailed):
+                continue
+    return values
+
+
+def cases(spec, kind) -> tuple[list, list]:
+    """(always, sampled) bad values for one input: literals, and ("link", node, value) for links."""
+    always, sampled = [None], []
+    if kind in ("INT", "FLOAT"):
+        opts = spec[1] if len(spec) > 1 else {}
+        high = opts.get("max", HUGE)
+        beyond = high + 1 if kind == "INT" else high + 0.5
+        always.append(("link", "PrimitiveInt" if kind == "INT" else "PrimitiveFloat", beyond))
+        sampled += ["abc", math.nan, math.inf, -math.inf, -5, -HUGE, HUGE, [1, 2]]
+        if kind == "INT":
+            sampled += [("link", "PrimitiveInt", -HUGE), 2.5]
+        else:
+            sampled += [("link", "PrimitiveFloat", math.nan), ("link", "PrimitiveFloat", -float(HUGE))]  # ±inf stops at the Primitive
+    elif kind == "COMBO":
+        always.append(("link", "PrimitiveString", "not-an-option"))
+        sampled += ["not-an-option", 5, math.nan, "../../etc/passwd"]
+    elif kind == "BOOLEAN":
+        always.append(("link", "PrimitiveInt", 5))
+        sampled += ["abc", [1]]
+    else:  # a socket: a literal where a link belongs, or a link from the wrong type
+        always.append(("wrong link",))
+        sampled += [5, "abc", math.nan, [1, 2, 3]]
+    return always, sampled
+
+
+def sampled_cases(node_id, name, spec, kind) -> list:
+    always, pool = cases(spec, kind)
+    per_input = os.environ.get("FUZZ_CASES_PER_INPUT", "3")
+    if per_input != "all":
+        seed = f"{os.environ.get('FUZZ_SEED', '0')}/{node_id}/{name}"
+        rng = random.Random(int(hashlib.sha256(seed.encode()).hexdigest()[:16], 16))
+        pool = rng.sample(pool, min(int(per_input), len(pool)))
+    return always + pool
+
+
+def apply_case(prompt, name, kind, case):
+    if isinstance(case, tuple) and case[0] == "link":
+        prompt["x"] = {"class_type": case[1], "inputs": {"value": case[2]}}
+        prompt["n"]["inputs"][name] = ["x", 0]
+    elif isinstance(case, tuple) and case[0] == "wrong link":
+        prompt["n"]["inputs"][name] = WRONG_LINK.get(kind, ["p5", 0] if kind != "MASK" else ["p4", 0])
+    else:
+        prompt["n"]["inputs"][name] = case
+    return prompt
+
+
+def assert_clear(text: str, where: str):
+    assert "Traceback" not in text and 'File "' not in text, f"{where}: traceback text in {text!r}"
+    assert "\x1b[" not in text, f"{where}: ANSI codes in {text!r}"
+    assert not ABSOLUTE_PATH.search(text), f"{where}: a local path in {text!r}"
+
+
+def check_outcome(comfy, prompt, node_id, display, name, case):
+    where = f"{node_id}.{name} = {case!r}"
+    try:
+        comfy.run(prompt, timeout=120)
+        return "ran"
+    except PromptRejected as e:
+        errors = e.node_errors.get("n", {}).get("errors", [])
+        others = {k: v for k, v in e.node_errors.items() if k != "n"}
+        assert errors and not others, f"{where}: rejected, but not for the node under test: {e.body}"
+        assert e.node_errors["n"]["class_type"] == node_id  # names the node
+        text = json.dumps([{k: err.get(k) for k in ("message", "details")} for err in errors])
+        assert name in text, f"{where}: the error does not name the input: {text}"
+        assert_clear(text, where)
+        return "rejected"
+    except ExecutionFailed as e:
+        error = next(data for kind, data in e.status["messages"] if kind == "execution_error")
+        assert error["node_id"] == "n" and error["node_type"] == node_id, f"{where}: failed elsewhere: {error}"
+        message = error["exception_message"]
+        assert name in message and display in message, f"{where}: unclear error: {message!r}"
+        assert_clear(message + " " + error["exception_type"], where)
+        assert "/" not in error["exception_type"] and "_x_" not in error["exception_type"]
+        return "failed"
+
+
+def test_every_pack_node_refuses_bad_inputs_clearly_and_the_server_stays_sound(comfy, shipped_models, report_table):
+    shutil.copy(SAMPLE, comfy.input_dir / SAMPLE.name)
+    info_all = comfy.get("/object_info")  # fresh: nodes are discovered, never listed here
+    pack_nodes = sorted(n for n in info_all if n.startswith(PREFIX))
+    assert len(pack_nodes) >= 9
+    reference = run_reference(comfy)
+    tally = {}
+    for node_id in pack_nodes:
+        info = info_all[node_id]
+        display = info.get("display_name") or node_id
+        base = valid_values(node_id, info, comfy)
+        comfy.run(node_prompt(node_id, info, base))  # the base prompt itself runs
+        for group in ("required", "optional"):
+            for name, spec in info["input"].get(group, {}).items():
+                kind = kind_of(spec)
+                for case in sampled_cases(node_id, name, spec, kind):
+                    prompt = apply_case(node_prompt(node_id, info, base), name, kind, case)
+                    outcome = check_outcome(comfy, prompt, node_id, display, name, case)
+                    tally[outcome] = tally.get(outcome, 0) + 1
+                    assert comfy.get("/queue") is not None  # the server still answers
+        assert np.array_equal(run_reference(comfy), reference), f"after {node_id}'s cases the reference changed"
+    report_table(f"fuzz: {len(pack_nodes)} pack nodes, {sum(tally.values())} cases: {tally}")

@@ -1,0 +1,52 @@
+"""Non-finite model outputs are reported where they appear, naming the model (issue 11 item 3):
+a model with NaN weights, or a latent of 1e30, used to surface as a constant image or as an error
+blamed on Color Fix, several nodes later."""
+import pytest
+import torch
+
+from support import ckpt_factory as cf
+import comfy.sample
+import comfy.samplers
+from timeaware_sr.clear_errors import InputError
+from timeaware_sr.model_patches.sd_components import build_unet
+from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
+from timeaware_sr.samplers.dossr_schedule import dossr_sigmas
+from timeaware_sr.samplers.dossr_solver import sample_dossr
+from timeaware_sr.samplers.tss_sampler import sample_tss
+
+
+def unet(nan_weights=False):
+    sd = cf.unet_state_dict("sd21", "tiny", "eps")
+    if nan_weights:
+        key = next(k for k in sd if k.endswith("out.2.weight"))  # the last conv: every output pixel
+        sd[key] = torch.full_like(sd[key], float("nan"))
+    return build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
+
+
+def run(model, sampler, latent):
+    cond = [[torch.zeros(1, 4, cf.TINY_CONTEXT), {}]]
+    sigmas = dossr_sigmas(model.get_model_object("model_sampling"), 3)
+    noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
+    return comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, cond, cond, latent, seed=0, disable_pbar=True)
+
+
+@pytest.mark.parametrize("sampler", ["dossr", "tss"])
+def test_a_model_with_nan_weights_is_named_at_its_first_step(sampler):
+    model = unet(nan_weights=True)
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    if sampler == "dossr":
+        ksampler = comfy.samplers.KSAMPLER(sample_dossr, {})
+    else:
+        model = patch_spatial_timesteps(model)
+        ksampler = comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(1, 64, 64)})
+    name = type(model.model.model_config).__name__
+    with pytest.raises(InputError, match=rf"the output of the model \({name}\) at step 1 contains NaN .*weights may hold NaN"):
+        run(model, ksampler, latent)
+
+
+def test_a_huge_latent_is_blamed_on_the_model_input_not_a_later_node():
+    latent = torch.full((1, 4, 8, 8), 1e30)
+    # the sampler sees the latent times SD's latent scale 0.18215 (process_latent_in): 1.82e+29
+    with pytest.raises(InputError, match=r"at step 1 contains .*input latent is far outside the usual range; "
+                                         r"the sampler's input reached \|x\| = 1.82e\+29"):
+        run(unet(), comfy.samplers.KSAMPLER(sample_dossr, {}), latent)
