@@ -139,18 +139,22 @@ def time_aware_vae_weights(diffusers_sd: dict, ckpt: TADSRCheckpoint) -> dict:
 
 
 def build_time_aware_vae(folder: str, ckpt: TADSRCheckpoint):
+    _config, diffusers_sd = read_time_vae_folder(folder)
+    try:
+        return time_aware_vae(diffusers_sd, ckpt)
+    except CheckpointError as e:
+        raise CheckpointError(f"{folder}: {e}") from None
+
+
+def time_aware_vae(diffusers_sd: dict, ckpt: TADSRCheckpoint):
+    """A ComfyUI VAE (stock decoder) with the TAE as its encoder, from time_vae/ weights + tadsr.pkl."""
     from ..sd_components import build_vae
     from .time_aware_vae import install_time_aware_encoder, time_keys
 
-    _config, diffusers_sd = read_time_vae_folder(folder)
     sd = time_aware_vae_weights(diffusers_sd, ckpt)
     encoder = {k[len("encoder."):]: v for k, v in sd.items() if k.startswith("encoder.")}
     stock = {k: v for k, v in sd.items() if not (k.startswith("encoder.") and k[len("encoder."):] in time_keys(encoder))}
-    try:
-        vae = build_vae(stock, "time_vae")
-    except CheckpointError as e:
-        raise CheckpointError(f"{folder}: {e}") from None
-    return install_time_aware_encoder(vae, encoder)
+    return install_time_aware_encoder(build_vae(stock, "time_vae"), encoder)
 
 
 # --- the one-step UNet --------------------------------------------------------------------------
