@@ -41,3 +41,12 @@ def test_bad_inputs_are_named(vae):
         TADSREncode.execute(torch.rand(1, 32, 32, 3), vae, 0, "mean", 0)
     with pytest.raises(ValueError, match="mode must be one of"):
         TADSREncode.execute(torch.rand(1, 32, 32, 3), vae, 10, "median", 0)
+
+
+def test_stock_vae_encode_on_the_tadsr_vae_is_the_mean_at_t_s_500(vae):
+    from timeaware_sr.model_patches.tadsr.time_aware_vae import encode_moments, latent_from_moments
+
+    image = torch.rand(1, 32, 48, 3, generator=torch.Generator().manual_seed(2))
+    expected = latent_from_moments(encode_moments(vae, image, 500), seed=None)
+    assert torch.allclose(vae.encode(image), expected, atol=1e-6)  # same ops; ComfyUI's batching only
+    assert not torch.allclose(vae.encode(image), latent_from_moments(encode_moments(vae, image, 100), seed=None), atol=1e-3)

@@ -8,7 +8,7 @@ the modulation is a forward hook on each block's norm2, so the stock blocks and 
 """
 import torch
 
-from comfy.ldm.modules.diffusionmodules.model import Encoder, ResnetBlock
+from comfy.ldm.modules.diffusionmodules.model import Encoder, ResnetBlock, ops
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
 TIME_PROJ_DIM = 128  # diffusers Timesteps(max(128, block_out_channels[0]))
@@ -21,8 +21,8 @@ class TimestepMLP(torch.nn.Module):
 
     def __init__(self, in_dim: int, dim: int):
         super().__init__()
-        self.linear_1 = torch.nn.Linear(in_dim, dim)
-        self.linear_2 = torch.nn.Linear(dim, dim)
+        self.linear_1 = ops.Linear(in_dim, dim)  # ComfyUI's VAE ops: cast and streamed like its other layers
+        self.linear_2 = ops.Linear(dim, dim)
 
     def forward(self, x):
         return self.linear_2(torch.nn.functional.silu(self.linear_1(x)))
@@ -38,7 +38,7 @@ class TimeAwareEncoder(Encoder):
         self.timestep = DEFAULT_T_S  # used when called without t (stock VAE Encode)
         self._modulation = None  # {block: (scale, shift)} during one forward call
         for block in self.time_blocks():
-            block.time_emb_proj = torch.nn.Linear(time_embed_dim, 2 * block.out_channels)
+            block.time_emb_proj = ops.Linear(time_embed_dim, 2 * block.out_channels)
             block.norm2.register_forward_hook(self._scale_shift_hook(block))
 
     def time_blocks(self) -> list[ResnetBlock]:
