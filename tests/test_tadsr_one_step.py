@@ -104,3 +104,17 @@ def test_several_steps_or_an_empty_latent_are_refused(model):
 def test_t_s_outside_1_999_is_refused(model, t_s):
     with pytest.raises(ValueError, match="t_s must be between 1 and 999"):
         tadsr_sigmas(model.get_model_object("model_sampling"), t_s)
+
+
+def test_a_cancel_stops_the_step(model):
+    """The UNet call runs through ComfyUI's ops, which check for a cancel at every layer."""
+    import comfy.model_management as mm
+
+    latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(5))
+    mm.interrupt_current_processing(True)
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            run_one_step(model, latent, 500)
+    finally:
+        mm.interrupt_current_processing(False)
+    assert torch.isfinite(run_one_step(model, latent, 500)).all()  # and the next run is unaffected
