@@ -1,12 +1,16 @@
 """TADSR one-step SR end to end against a ComfyUI 1-step KSampler on the same UNet (issue: ratio <= 1.05).
 
-    flock /tmp/heavy.lock python tests/tools/benchmarks/bench_tadsr.py [--size real|tiny] [--lr 128] [--repeats 3] [--device cpu|cuda]
+    flock /tmp/heavy.lock python tests/tools/benchmarks/bench_tadsr.py [--size real|tiny] [--lr 128] [--repeats 3]
+        [--device cpu|cuda] [--with-lora]
 
 Both pipelines take the same LR image, upscale it x4 (bicubic), encode, run one UNet call on the
 TADSR-patched SD 2.1 UNet (random weights, real sizes) and decode:
   A  TADSR: time-aware encoder at t_s = 500 (sampled latent) -> TADSR one-step sampler -> decode
   B  stock: VAE Encode (same VAE weights, stock encoder) -> KSampler euler, 1 step -> decode
 Runs are interleaved A B A B after one warm-up each; prints min and median per pipeline and the ratio.
+TADSR's UNet LoRA changes weight values, not shapes or ops (ComfyUI merges the patches into the
+weights when the model loads), so by default both pipelines run the plain random UNet; --with-lora
+patches it first, which needs ComfyUI's weight backup, about 3.4 GB more at real size.
 """
 import argparse
 import pathlib
@@ -26,6 +30,7 @@ def main():
     ap.add_argument("--lr", type=int, default=128, help="LR side; the output is 4x")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--with-lora", action="store_true", help="run both pipelines on the TADSR-patched UNet")
     a = ap.parse_args()
     from support import env
 
@@ -47,7 +52,7 @@ def main():
     base = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()}, comfy.model_base.ModelType.EPS)
     del sd
     ckpt = ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict(a.size))
-    model = ck.tadsr_model(base, ckpt)
+    model = ck.tadsr_model(base, ckpt) if a.with_lora else base
     vae_sd = tf.time_vae_state_dict(a.size)
     tadsr_vae = ck.time_aware_vae(vae_sd, ckpt)
     stock_vae = build_vae(comfy.diffusers_convert.convert_vae_state_dict({k: v for k, v in vae_sd.items() if "time" not in k}))
@@ -88,7 +93,8 @@ def main():
     for _ in range(a.repeats):  # interleaved, so drift on a shared machine hits both
         for name, fn in pipelines.items():
             times[name].append(timed(fn))
-    print(f"SD2.1 UNet + SD VAE ({a.size}), {a.lr}x{a.lr} -> {4 * a.lr}x{4 * a.lr}, device {a.device}, "
+    print(f"SD2.1 UNet{' + TADSR LoRA' if a.with_lora else ''} + SD VAE ({a.size}), {a.lr}x{a.lr} -> "
+          f"{4 * a.lr}x{4 * a.lr}, device {a.device}, "
           f"torch threads {torch.get_num_threads()}")
     for name, t in times.items():
         print(f"  {name:16s} min {min(t):.3f} s  median {statistics.median(t):.3f} s   runs {', '.join(f'{x:.3f}' for x in t)}")
