@@ -7,6 +7,7 @@ from .dossr_loader import DoSSRCheckpointLoader
 from .dossr_sampling import DoSSRSampler, DoSSRScheduler
 from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
+from .tadsr import LoadTADSR, TADSREncode, TADSROneStep
 from .tds_scheduler import TDSScheduler
 from .tss import TSSSampler, TSSSpatialTimestepPatch
 
@@ -20,6 +21,9 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     SDSVarianceMap,
     TSSSpatialTimestepPatch,
     TSSSampler,
+    LoadTADSR,
+    TADSREncode,
+    TADSROneStep,
 ]
 
 

@@ -1,0 +1,1 @@
+"""TADSR (SPEC §5): time-aware VAE encoder, one-step SD 2.1 LoRA."""

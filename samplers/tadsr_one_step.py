@@ -1,0 +1,57 @@
+"""TADSR's one step (SPEC §5), in ComfyUI's VE sigma space.
+
+The official `get_x0_from_res` is x0 = z_L / sqrt(abar_ts) - f with f = UNet(z_L, t_s, c): the UNet
+sees the LR latent itself, not a noised one, and its output is subtracted unscaled (not the eps
+formula). In ComfyUI the model call at sigma = s_ts on x returns denoised = x - s_ts * f, with the
+UNet fed x / sqrt(1 + s^2). So x = z_L * sqrt(1 + s^2) = z_L / sqrt(abar) feeds it z_L, and
+x0 = x - (x - denoised) / s. CFG mixes denoised linearly, so it mixes f the same way.
+"""
+import torch
+
+T_MIN, T_MAX, DEFAULT_T_S = 1, 999, 500
+
+
+def tadsr_sigmas(model_sampling, t_s: int = DEFAULT_T_S) -> torch.Tensor:
+    """[sigma(t_s), 0]: the model's own sigma at the integer timestep t_s, so the UNet gets t_s exactly."""
+    table = model_sampling.sigmas
+    if not T_MIN <= t_s <= min(T_MAX, len(table) - 1):
+        raise ValueError(f"t_s must be between {T_MIN} and {min(T_MAX, len(table) - 1)}, got {t_s}")
+    return torch.stack([table[t_s].float().cpu(), torch.zeros((), dtype=torch.float32)])
+
+
+def check_eps_model(model):
+    import comfy.model_sampling
+
+    ms = model.inner_model.model_patcher.get_model_object("model_sampling")
+    if type(ms).calculate_denoised is not comfy.model_sampling.EPS.calculate_denoised:
+        raise ValueError(f"TADSR One-Step needs an eps-prediction SD 2.1-base model; this model's sampling is "
+                         f"{type(ms).__name__}")
+
+
+def lr_latent(model) -> torch.Tensor:
+    latent = getattr(model, "latent_image", None)
+    if latent is None or not torch.count_nonzero(latent):
+        raise ValueError("TADSR One-Step needs the LR latent from 'TADSR Encode' as its input latent; it got an empty latent")
+    if not torch.isfinite(latent).all():
+        raise ValueError("the LR latent given to TADSR One-Step contains NaN or infinite values")
+    return latent
+
+
+@torch.no_grad()
+def sample_tadsr_one_step(model, x, sigmas, extra_args=None, callback=None, disable=None):
+    """TADSR (time-aware one-step SR): x0 = z_L / sqrt(abar_ts) - UNet(z_L, t_s, c).
+
+    Starts from the input latent z_L (any noise the graph added is ignored: TADSR adds none)."""
+    if len(sigmas) != 2 or sigmas[-1] != 0:
+        raise ValueError(f"TADSR One-Step takes exactly one step, sigmas [sigma(t_s), 0]; got {len(sigmas) - 1} steps "
+                         f"({[round(float(s), 4) for s in sigmas[:4]]}...): use the SIGMAS from the TADSR One-Step node")
+    check_eps_model(model)
+    extra_args = {} if extra_args is None else extra_args
+    s = sigmas[0]
+    z = lr_latent(model).to(x)
+    x = z * torch.sqrt(1 + s.double() ** 2).to(x.dtype)  # z_L / sqrt(abar_ts): the UNet input is z_L
+    denoised = model(x, s * x.new_ones([x.shape[0]]), **extra_args)
+    x0 = x - (x - denoised) / s  # z_L / sqrt(abar) - f
+    if callback is not None:
+        callback({"x": x, "i": 0, "sigma": s, "sigma_hat": s, "denoised": x0})
+    return x0

