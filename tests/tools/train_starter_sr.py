@@ -166,9 +166,18 @@ def batch_at(step: int, photos, cfg: dict, abar: torch.Tensor, eta: torch.Tensor
     u = torch.rand(n, generator=g)
     t = torch.where(u < 0.4, torch.full((n,), ONE_STEP_T),
                     torch.where(u < 0.9, torch.randint(0, T1, (n,), generator=g), torch.randint(0, 1000, (n,), generator=g)))
+    return hr, lr, forward_process(hr, lr, t, torch.randn(hr.shape, generator=g), abar, eta), t
+
+
+def forward_process(hr, lr, t, noise, abar, eta):
+    """DoSSR's x_t (SPEC §3), in the VP form the UNet sees: sqrt(abar_t) (eta_t lr + (1 - eta_t) hr) + sqrt(1 - abar_t) eps."""
     a_t, s_t, e_t = (v[:, None, None, None] for v in (abar[t].sqrt(), (1 - abar[t]).sqrt(), eta[t]))
-    x_t = a_t * (e_t * lr + (1 - e_t) * hr) + s_t * torch.randn(hr.shape, generator=g)
-    return hr, lr, x_t, t
+    return a_t * (e_t * lr + (1 - e_t) * hr) + s_t * noise
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The EMA's weight on its old value after `step` steps: warms up as (1 + k) / (10 + k), then `decay`."""
+    return min(decay, (1 + step) / (10 + step))
 
 
 def init_weights(net):
@@ -289,7 +298,7 @@ def train(cfg: dict, workdir: pathlib.Path, minutes: float, max_steps: int | Non
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         step += 1
-        decay = min(cfg["ema"], (1 + step) / (10 + step))
+        decay = ema_decay(step, cfg["ema"])
         with torch.no_grad():
             for e, p in zip(ema.parameters(), net.parameters()):
                 e.mul_(decay).add_(p, alpha=1 - decay)
