@@ -2,13 +2,18 @@
 
     make dev-extras                      # scikit-image: its bundled photos are part of the data
     apt-get install mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04   # the Debian photos
-    python tests/tools/train_starter_sr.py --workdir /path/to/run [--minutes 60] [--max-steps N]
-        [--init model_patches/weights/starter_sr.safetensors]     # continue from the shipped weights
-    python tests/tools/train_starter_sr.py --workdir /path/to/run --export best --out model_patches/weights/starter_sr.safetensors
+    python tests/tools/train_starter_sr.py [--workdir DIR] [--minutes 60] [--max-steps N] [--init starter.safetensors]
+    python tests/tools/train_starter_sr.py [--workdir DIR] --export best [--out model_patches/weights/starter_sr.safetensors]
+
+The shipped weights (README, *Starter model*): stage 1 is the starter of commit 25d76c9; stage 2 is
+    git show 25d76c9:model_patches/weights/starter_sr.safetensors > stage1.safetensors
+    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR --batch 8 --patch 48 \
+        --eval-every 40 --init stage1.safetensors --minutes 600
+(rerun the same line to resume; PASSIVE keeps OpenMP threads from spinning on a busy machine), then --export best.
 
 Data: the photographs in PHOTOS below (source and licence of each), minus the held-out evaluation images
 (chelsea, coffee, rocket in tests/support/data). Large wallpapers are area-downscaled to a long side of
-1024 and 512 px first, so a 64 px crop holds as much detail as the held-out photos do; nearly flat
+1024 and 512 px first, so a 48 px crop holds as much detail as the held-out photos do; nearly flat
 crops (out-of-focus background) are mostly redrawn. Pairs are synthesised per step: HR crop with
 flips/rotations, then LR = bicubic x4 down (x2 sometimes); 60% of pairs stay clean, exactly what the demo
 and most users feed, the rest get mild blur, noise and JPEG in random combination (generations and
@@ -86,7 +91,7 @@ PHOTOS = [
     ("Infinite-Sea", LOMIRI + "Infinite-Sea_by_Aury88.jpg", "CC-BY-SA-3.0 (Aury88)"),
 ]
 LONG_SIDES = (1024, 512)  # wallpapers are 2-6k px and soft at full size; the held-out photos are ~450-640
-PATCH = 64
+PATCH = 48
 T1 = 500  # DoSSR's t1 (samplers/dossr_schedule.py)
 ONE_STEP_T = T1 - 1  # the timestep of a 1-step DoSSR run
 
@@ -338,16 +343,17 @@ def export(workdir: pathlib.Path, which: str, out: str):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workdir", type=pathlib.Path, required=True)
+    ap.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path.home() / ".cache" / "timeaware_sr" / "starter_training",
+                    help="checkpoints and the held-out curve; a run there resumes")
     ap.add_argument("--minutes", type=float, default=60, help="this session's budget; run again to resume")
     ap.add_argument("--max-steps", type=int)
-    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--patch", type=int, default=PATCH)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--ema", type=float, default=0.998)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--eval-every", type=int, default=50)
+    ap.add_argument("--eval-every", type=int, default=40)
     ap.add_argument("--eval-crop", type=int, help="evaluate on the top-left crop of this size (fast tests)")
     ap.add_argument("--save-minutes", type=float, default=3)
     ap.add_argument("--init", help="start a new run from these starter weights")

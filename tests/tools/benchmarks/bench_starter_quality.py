@@ -24,6 +24,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=2)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--weights", default=None, help="another starter file (default: the shipped one)")
+    ap.add_argument("--quick", action="store_true", help="only bicubic and DoSSR 1, 3, 5 steps (order 1) with and without TSS")
     a = ap.parse_args()
     from support import env
 
@@ -39,6 +40,9 @@ def main():
     rows += [("DoSSR 5 steps, order 3, TDS", ("dossr", 5, 3, True, "tds")),
              ("DoSSR 5 steps, order 1, t=0 state", ("dossr", 5, 1, False)), ("DDPM from noise, 5 steps", ("ddpm", 5, 1, True))]
     rows += [(f"Euler 8 steps from t=400, {schedule}", ("euler", 8, 1, True, schedule)) for schedule in ("uniform", "tds", "tss")]
+    if a.quick:
+        rows = [(label, how) for label, how in rows if how is None or (how[0] == "dossr" and how[2] == 1 and how[3]
+                                                                       and how[4:] in (("uniform",), ("tss",)))]
     print(f"starter model, x{a.scale}, held-out {', '.join(images)} ({len(images)} images x {a.seeds} seeds), "
           f"LR = bicubic downscale")
     print(f"{'method':36s} {'PSNR (dB)':>10s} {'SSIM':>7s}")
