@@ -1,5 +1,13 @@
-"""Every shipped workflow file, queued as it is (UI format) on the live server, and `make demo`."""
+"""Every shipped workflow file, queued as it is (UI format) on the live server, and `make demo`.
+
+The sample is chelsea_hr.png (tests/support/data, never trained on) bicubic-downscaled x4, so every
+output is scored against that HR photo. The demo's workflow (starter model, 1 DoSSR step) must beat
+bicubic there. The others are reported with the reason they are not held to it: on the starter model,
+tss_starter_x4 is Euler img2img from t=400 with per-pixel schedules, which the README's table measures
+below bicubic in PSNR; the rest run tiny random-weight stand-ins of their downloads
+(support/shipped_models.py), whose output carries no learnt detail. For those only the size is checked."""
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -12,14 +20,35 @@ from support import comfy_live
 
 WORKFLOWS = sorted((comfy_live.PACK_DIR / "workflows").glob("*.json"))
 SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
+SAMPLE_HR = comfy_live.PACK_DIR / "tests" / "support" / "data" / "chelsea_hr.png"
 
 
-def check_upscaled(path: pathlib.Path, scale: int = 4):
-    out = np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
-    lr = Image.open(SAMPLE)
-    assert out.shape[:2] == (lr.height * scale, lr.width * scale)
-    assert out.std() > 10, "output is blank"
-    return out
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """dB over the image minus a 4 px border (bicubic's edge handling is not what is being judged)."""
+    err = (a[4:-4, 4:-4].astype(np.float64) - b[4:-4, 4:-4].astype(np.float64)) ** 2
+    return float(10 * np.log10(255.0**2 / err.mean()))
+
+
+def scores_against_hr(path: pathlib.Path) -> tuple[float, float]:
+    """(output PSNR, bicubic PSNR) against the sample's HR photo; the output must be the HR's size."""
+    out = np.asarray(Image.open(path).convert("RGB"))
+    hr = np.asarray(Image.open(SAMPLE_HR).convert("RGB"))
+    assert out.shape == hr.shape, f"{path.name} is {out.shape}, the x4 of the sample is {hr.shape}"
+    bicubic = np.asarray(Image.open(SAMPLE).convert("RGB").resize((hr.shape[1], hr.shape[0]), Image.BICUBIC))
+    return psnr(out, hr), psnr(bicubic, hr)
+
+
+def uses_the_starter_model(wf: dict) -> bool:
+    return any(n["type"] == "TimeAwareSR_StarterModelLoader" for n in wf["nodes"])
+
+
+DEMO_WORKFLOW = "starter_sr_x4"  # tests/tools/demo.py's default
+
+
+def test_the_sample_is_the_hr_photo_downscaled_x4():
+    hr = Image.open(SAMPLE_HR).convert("RGB")
+    lr = np.asarray(Image.open(SAMPLE).convert("RGB"))
+    assert np.array_equal(lr, np.asarray(hr.resize((hr.width // 4, hr.height // 4), Image.BICUBIC)))
 
 
 def test_there_are_shipped_workflows():
@@ -27,7 +56,7 @@ def test_there_are_shipped_workflows():
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
-def test_shipped_workflow_runs_on_the_live_server(comfy, shipped_models, workflow):
+def test_shipped_workflow_runs_on_the_live_server(comfy, shipped_models, workflow, report_table):
     shutil.copy(SAMPLE, comfy.input_dir / SAMPLE.name)
     wf = comfy_live.load_workflow(workflow)
     overrides = {(n["id"], "image"): SAMPLE.name for n in wf["nodes"] if n["type"] == "LoadImage"}
@@ -35,16 +64,33 @@ def test_shipped_workflow_runs_on_the_live_server(comfy, shipped_models, workflo
     saved = [p for node_id in outputs for p in comfy.output_images(outputs, node_id)]
     assert saved
     for path in saved:
-        check_upscaled(path)
+        ours, bicubic = scores_against_hr(path)
+        if workflow.stem == DEMO_WORKFLOW:
+            assert ours > bicubic, f"{workflow.name}: {ours:.2f} dB against the HR photo, bicubic {bicubic:.2f} dB"
+            report_table(f"workflow {workflow.stem} (the demo): {ours:.2f} dB vs HR, bicubic {bicubic:.2f} dB")
+        else:
+            why = ("starter model, Euler img2img with TSS: PSNR below bicubic, see README" if uses_the_starter_model(wf)
+                   else "random-weight stand-ins of the downloaded models")
+            report_table(f"workflow {workflow.stem}: {ours:.2f} dB vs HR, bicubic {bicubic:.2f} dB (not scored: {why})")
 
 
-def test_make_demo_writes_an_upscaled_image(tmp_path):
+def test_make_demo_beats_bicubic_and_says_so(tmp_path):
     out = subprocess.run([sys.executable, str(comfy_live.PACK_DIR / "tests" / "tools" / "demo.py"), "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "wrote " in out.stdout and "time: " in out.stdout
-    [png] = list(tmp_path.glob("*.png"))
-    out = check_upscaled(png)
-    lr = Image.open(SAMPLE)
-    bicubic = np.asarray(lr.resize((lr.width * 4, lr.height * 4), Image.BICUBIC)).astype(np.float32)
-    assert np.abs(out - bicubic).mean() > 1.0, "the demo's model did nothing beyond bicubic"
+    [picture] = list(tmp_path.glob("*_compare.png"))
+    [png] = [p for p in tmp_path.glob("*.png") if p != picture]
+    ours, bicubic = scores_against_hr(png)
+    assert ours > bicubic, f"the demo's output scores {ours:.2f} dB against {SAMPLE_HR.name}, bicubic {bicubic:.2f} dB"
+    printed = re.search(r"pack (\d+\.\d+) dB, bicubic (\d+\.\d+) dB", out.stdout)
+    assert printed, out.stdout
+    assert (float(printed[1]), float(printed[2])) == (round(ours, 2), round(bicubic, 2))
+    hr = Image.open(SAMPLE_HR)
+    sheet = np.asarray(Image.open(picture).convert("RGB"))
+    assert sheet.shape[1] == 3 * hr.width and sheet.shape[0] > hr.height
+    label = 14  # the demo's caption strip above the three frames
+    panels = [sheet[label:label + hr.height, i * hr.width:(i + 1) * hr.width] for i in range(3)]
+    bicubic = Image.open(SAMPLE).convert("RGB").resize(hr.size, Image.BICUBIC)
+    assert np.array_equal(panels[0], np.asarray(bicubic))
+    assert np.array_equal(panels[1], np.asarray(Image.open(png).convert("RGB")))

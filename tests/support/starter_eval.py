@@ -10,23 +10,14 @@ import torch
 from PIL import Image
 
 DATA = pathlib.Path(__file__).resolve().parent / "data"
+HELD_OUT = ("chelsea", "coffee", "rocket")  # never trained on; chelsea is also the demo photo
 WEIGHTS = pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"
 
 
 def held_out_images() -> dict:
-    """Held-out 384x256 centre crops: chelsea and coffee ship in tests/support/data (CC0, from scikit-image);
-    rocket is added when scikit-image is installed."""
-    images = {name: np.asarray(Image.open(DATA / f"{name}_hr.png").convert("RGB")) for name in ("chelsea", "coffee")}
-    try:
-        from .photos import skimage_photo
-
-        for name in ("rocket",):
-            photo = skimage_photo(name)
-            y, x = (photo.shape[0] - 256) // 2, (photo.shape[1] - 384) // 2
-            images[name] = photo[y:y + 256, x:x + 384]
-    except ImportError:
-        pass
-    return images
+    """Held-out 384x256 centre crops of scikit-image's chelsea, coffee (CC0) and rocket (public domain,
+    SpaceX), shipped in tests/support/data: evaluation needs no extra package."""
+    return {name: np.asarray(Image.open(DATA / f"{name}_hr.png").convert("RGB")) for name in HELD_OUT}
 
 
 def bicubic(img: np.ndarray, size) -> np.ndarray:

@@ -1,18 +1,40 @@
-"""Train the starter SR model (model_patches/starter/starter_sr.py) with the DoSSR objective. Seeded.
+"""Train the starter SR model (model_patches/starter/starter_sr.py) with the DoSSR objective. Resumable.
 
-    pip install scikit-image==0.26.0      # only for its bundled photos
-    python tests/tools/train_starter_sr.py [--minutes 25] [--out model_patches/weights/starter_sr.safetensors]
+    make dev-extras                      # scikit-image: its bundled photos are part of the data
+    apt-get install mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04   # the Debian photos
+    python tests/tools/train_starter_sr.py [--workdir DIR] [--minutes 60] [--max-steps N] [--init starter.safetensors]
+    python tests/tools/train_starter_sr.py [--workdir DIR] --export best [--out model_patches/weights/starter_sr.safetensors]
 
-Data: scikit-image's bundled natural photos, minus the held-out evaluation images. Pairs are
-synthesised: random 64x64 HR crops (with flips/rotations), blur, bicubic x2 or x4 down, noise,
-JPEG, bicubic back up. Forward process (SPEC §3): x_t = alpha_t (eta_t lr + (1 - eta_t) hr) + sigma_t eps;
-the model's x0 estimate is lr - UNet(x_t, lr, t) (model_patches/starter/starter_sr.py says why), with an L1
-loss against hr. t is drawn from [0, t1) 80% of the time, where DoSSR sampling lives, and from
-[0, T) otherwise, so sampling from pure noise stays defined (a baseline).
+The shipped weights (README, *Starter model*): stage 1 is the starter of commit 25d76c9; stage 2 is
+    git show 25d76c9:model_patches/weights/starter_sr.safetensors > stage1.safetensors
+    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR --batch 8 --patch 48 \
+        --eval-every 40 --init stage1.safetensors --minutes 600
+(rerun the same line to resume; PASSIVE keeps OpenMP threads from spinning on a busy machine), then --export best.
+
+Data: the photographs in PHOTOS below (source and licence of each), minus the held-out evaluation images
+(chelsea, coffee, rocket in tests/support/data). Large wallpapers are area-downscaled to a long side of
+1024 and 512 px first, so a 48 px crop holds as much detail as the held-out photos do; nearly flat
+crops (out-of-focus background) are mostly redrawn. Pairs are synthesised per step: HR crop with
+flips/rotations, then LR = bicubic x4 down (x2 sometimes); 60% of pairs stay clean, exactly what the demo
+and most users feed, the rest get mild blur, noise and JPEG in random combination (generations and
+photos). The LR is bicubic-upscaled back to HR size, the model's condition.
+
+Objective (SPEC §3): x_t = sqrt(abar_t) (eta_t lr + (1 - eta_t) hr) + sqrt(1 - abar_t) eps; the model's x0
+estimate is lr - UNet(cat(x_t, lr), t) (starter_sr.py says why), L1 against hr. t is 499 (DoSSR's
+single step) for 40% of the pairs, uniform in [0, 500) (the steps of a longer DoSSR run) for 50%, and
+uniform in [0, 1000) for 10%, so sampling from pure noise stays defined (a baseline).
+
+Resumable and reproducible: step k draws its pairs, t and noise from generators seeded with (seed, k),
+so a run resumed from a checkpoint computes exactly what an uninterrupted one does. --workdir gets
+last.pt (every --save-minutes and at the end), best.pt (best held-out mean), held_out.csv (held-out PSNR
+of DoSSR's 1-step x0 estimate, EMA weights, every --eval-every steps) and config.json.
 """
 import argparse
+import csv
+import glob
 import io
 import json
+import os
 import pathlib
 import sys
 import time
@@ -23,24 +45,98 @@ import torch
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 from support.photos import skimage_photo  # noqa: E402
 
-HELD_OUT = ("chelsea", "coffee", "rocket")  # evaluation only; chelsea is also the demo photo
-TRAIN = ("astronaut", "brick", "camera", "coins", "grass", "gravel", "hubble_deep_field", "ihc", "moon",
-         "motorcycle_left", "motorcycle_right", "page", "retina", "text", "cell", "color", "clock_motion")
-PATCH = 64
+from support.starter_eval import HELD_OUT  # noqa: E402  evaluation only (tests/support/data)
+MATE = "/usr/share/backgrounds/mate/nature/"  # Debian mate-backgrounds 1.26.0-1
+LOMIRI = "/usr/share/backgrounds/"  # Debian lomiri-wallpapers-16.04 / -20.04 20.04.0-2
+# (name, where, licence). Photographs only: the packages' illustrations and renders (all of
+# ukui-wallpapers, mate's abstract/ and desktop/, lomiri's analogpattern and the 20.04 art) are left out.
+PHOTOS = [
+    ("astronaut", "skimage", "public domain (NASA)"),
+    ("brick", "skimage", "CC0 (CC0Textures)"),
+    ("camera", "skimage", "CC0 (Lav Varshney)"),
+    ("coins", "skimage", "no known copyright restrictions (Brooklyn Museum)"),
+    ("grass", "skimage", "CC0 (CC0Textures)"),
+    ("gravel", "skimage", "CC0 (CC0Textures)"),
+    ("hubble_deep_field", "skimage", "public domain (NASA)"),
+    ("retina", "skimage", "CC0 1.0"),
+    ("motorcycle_left", "skimage", "Middlebury 2014 stereo dataset, as redistributed by scikit-image (BSD-3 data)"),
+    ("motorcycle_right", "skimage", "Middlebury 2014 stereo dataset, as redistributed by scikit-image (BSD-3 data)"),
+    ("moon", "skimage", "scikit-image sample data (BSD-3 package; no separate licence stated)"),
+    ("Aqua", MATE + "Aqua.jpg", "GPL-2+ (Charles Barbin)"),
+    ("Blinds", MATE + "Blinds.jpg", "GPL-2+ (Lennart Poettering, Andrea Cimitan)"),
+    ("Dune", MATE + "Dune.jpg", "GPL-2+ (Marco Cogoni, Hylke Bons)"),
+    ("FreshFlower", MATE + "FreshFlower.jpg", "GPL-2+ (Jens Ansorg)"),
+    ("Garden", MATE + "Garden.jpg", "GPL-2+ (Charles Barbin)"),
+    ("GreenMeadow", MATE + "GreenMeadow.jpg", "GPL-2+ (Timothy Schellhase, Lapo Calamandrei)"),
+    ("LadyBird", MATE + "LadyBird.jpg", "GPL-2+ (Charles Barbin)"),
+    ("RainDrops", MATE + "RainDrops.jpg", "GPL-2+ (blackcombwhistler07)"),
+    ("Storm", MATE + "Storm.jpg", "GPL-2+ (Sergey Nazarov)"),
+    ("TwoWings", MATE + "TwoWings.jpg", "GPL-2+ (Charles Barbin, Hylke Bons)"),
+    ("Wood", MATE + "Wood.jpg", "GPL-2+ (Jean-François Fortin Tam)"),
+    ("YellowFlower", MATE + "YellowFlower.jpg", "GPL-2+ (Charles Barbin)"),
+    ("aitzgorri", LOMIRI + "aitzgorri_by_Aitzol_Berasategi.jpg", "CC-BY-4.0 (Aitzol Berasategi)"),
+    ("Bridge", LOMIRI + "Bridge_by_Sander_Klootwijk.jpg", "CC-BY-SA-4.0 (Sander Klootwijk)"),
+    ("Dragonfly", LOMIRI + "Dragonfly_by_Bolly.jpg", "CC-BY-SA-4.0 (Bolly)"),
+    ("free", LOMIRI + "free_by_Peter_Nerlich.jpg", "CC-BY-SA-4.0 (Peter Nerlich)"),
+    ("friends", LOMIRI + "friends_by_Aitzol_Berasategi.jpg", "CC-BY-4.0 (Aitzol Berasategi)"),
+    ("greentock", LOMIRI + "greentock_by_Peter_Nerlich.jpg", "CC-BY-SA-4.0 (Peter Nerlich)"),
+    ("life", LOMIRI + "life_by_Aitzol_Berasategi.jpg", "CC-BY-4.0 (Aitzol Berasategi)"),
+    ("picosdeeuropa", LOMIRI + "picosdeeuropa_by_Aitzol_Berasategi.jpg", "CC-BY-4.0 (Aitzol Berasategi)"),
+    ("Picture_0B", LOMIRI + "Picture_0B_by_freespace.jpg", "CC-BY-4.0 (Trevor 'Freespace')"),
+    ("Picture_1A", LOMIRI + "Picture_1A_by_freespace.jpg", "CC-BY-4.0 (Trevor 'Freespace')"),
+    ("seeding", LOMIRI + "seeding_by_Clements_Engelhardt.jpg", "CC0-1.0 (Clemens Engelhardt)"),
+    ("sunset", LOMIRI + "sunset_by_Aitzol_Berasategi.jpg", "CC-BY-4.0 (Aitzol Berasategi)"),
+    ("Wine", LOMIRI + "Wine_by_Jakkub_Mede.jpg", "CC-BY-4.0 (Jakub Mede)"),
+    ("Kleiber", LOMIRI + "Kleiber_by_Lukas_Baubkus.jpg", "CC-BY-SA-3.0 (Lukas Baubkus)"),
+    ("Infinite-Sea", LOMIRI + "Infinite-Sea_by_Aury88.jpg", "CC-BY-SA-3.0 (Aury88)"),
+]
+LONG_SIDES = (1024, 512)  # wallpapers are 2-6k px and soft at full size; the held-out photos are ~450-640
+PATCH = 48
+T1 = 500  # DoSSR's t1 (samplers/dossr_schedule.py)
+ONE_STEP_T = T1 - 1  # the timestep of a 1-step DoSSR run
 
 
-def degrade(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
-    """Blur, bicubic down by `scale`, Gaussian noise, JPEG, bicubic back up: the LR input, HR-sized."""
+def load_photos(sources=PHOTOS, folder=None) -> list[np.ndarray]:
+    """uint8 RGB arrays. folder: every image in it instead (the training test's tiny data)."""
+    from PIL import Image
+
+    if folder is not None:
+        return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(glob.glob(os.path.join(folder, "*.png")))]
+    photos = []
+    for name, where, _ in sources:
+        if name in HELD_OUT:
+            raise ValueError(f"{name} is held out for evaluation")
+        if where == "skimage":
+            photos.append(skimage_photo(name))
+            continue
+        for side in LONG_SIDES:
+            im = Image.open(where)
+            size = tuple(round(v * side / max(im.size)) for v in im.size)
+            im.draft("RGB", size)  # JPEG decoded at a reduced scale that is still >= size: fast
+            photos.append(np.asarray(im.convert("RGB").resize(size, Image.BOX)))
+    return photos
+
+
+def degrade(hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The LR input, bicubic-upscaled back to HR size: clean bicubic x4 for 60% of pairs, else mild blur,
+    noise and JPEG, each with probability 1/2, at x4 (x2 for 1 in 5)."""
     from PIL import Image, ImageFilter
 
     h, w = hr.shape[:2]
-    im = Image.fromarray(hr).filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.2, 1.2))))
+    clean = rng.random() < 0.6
+    scale = 4 if clean or rng.random() < 0.8 else 2
+    im = Image.fromarray(hr)
+    if not clean and rng.random() < 0.5:
+        im = im.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.0))))
     im = im.resize((w // scale, h // scale), Image.BICUBIC)
-    lr = np.asarray(im).astype(np.float32) + rng.normal(0, rng.uniform(0, 4), (h // scale, w // scale, 3))
-    buffer = io.BytesIO()
-    Image.fromarray(lr.clip(0, 255).round().astype(np.uint8)).save(buffer, "JPEG", quality=int(rng.integers(60, 96)))
-    im = Image.open(io.BytesIO(buffer.getvalue())).resize((w, h), Image.BICUBIC)
-    return np.asarray(im)
+    if not clean and rng.random() < 0.5:
+        noisy = np.asarray(im).astype(np.float32) + rng.normal(0, rng.uniform(0.5, 3.0), (h // scale, w // scale, 3))
+        im = Image.fromarray(noisy.clip(0, 255).round().astype(np.uint8))
+    if not clean and rng.random() < 0.5:
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", quality=int(rng.integers(70, 96)))
+        im = Image.open(io.BytesIO(buffer.getvalue()))
+    return np.asarray(im.resize((w, h), Image.BICUBIC))
 
 
 def to_model_space(img: np.ndarray) -> torch.Tensor:
@@ -48,92 +144,231 @@ def to_model_space(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(img.astype(np.float32) / 127.5 - 1).permute(2, 0, 1)
 
 
-def make_pairs(n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    photos = [skimage_photo(name) for name in TRAIN]
-    hr, lr = [], []
-    for _ in range(n):
+def crop(photos, rng: np.random.Generator, patch: int) -> np.ndarray:
+    """A random crop; a nearly flat one (std < 6/255) is redrawn up to 3 times, since out-of-focus
+    wallpaper backgrounds would otherwise dominate and teach nothing about detail."""
+    for _ in range(4):
         photo = photos[rng.integers(len(photos))]
-        y, x = rng.integers(0, photo.shape[0] - PATCH + 1), rng.integers(0, photo.shape[1] - PATCH + 1)
-        crop = np.rot90(photo[y:y + PATCH, x:x + PATCH], k=int(rng.integers(4)))
-        crop = np.ascontiguousarray(crop[:, ::-1] if rng.random() < 0.5 else crop)
-        hr.append(to_model_space(crop))
-        lr.append(to_model_space(degrade(crop, int(rng.choice([2, 4])), rng)))
-    return torch.stack(hr), torch.stack(lr)
+        y, x = rng.integers(0, photo.shape[0] - patch + 1), rng.integers(0, photo.shape[1] - patch + 1)
+        c = photo[y:y + patch, x:x + patch]
+        if c.std() >= 6:
+            break
+    c = np.rot90(c, k=int(rng.integers(4)))
+    return np.ascontiguousarray(c[:, ::-1] if rng.random() < 0.5 else c)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--minutes", type=float, default=25)
-    ap.add_argument("--pairs", type=int, default=6000)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--init", help="continue from these starter weights (a second, lower-lr stage)")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"))
-    a = ap.parse_args()
-    from support import env
+def batch_at(step: int, photos, cfg: dict, abar: torch.Tensor, eta: torch.Tensor):
+    """Everything random of one training step, from generators seeded with (seed, step) only."""
+    rng = np.random.default_rng([cfg["seed"], step])
+    hr, lr = [], []
+    for _ in range(cfg["batch"]):
+        c = crop(photos, rng, cfg["patch"])
+        hr.append(to_model_space(c))
+        lr.append(to_model_space(degrade(c, rng)))
+    hr, lr = torch.stack(hr), torch.stack(lr)
+    g = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
+    n = cfg["batch"]
+    u = torch.rand(n, generator=g)
+    t = torch.where(u < 0.4, torch.full((n,), ONE_STEP_T),
+                    torch.where(u < 0.9, torch.randint(0, T1, (n,), generator=g), torch.randint(0, 1000, (n,), generator=g)))
+    return hr, lr, forward_process(hr, lr, t, torch.randn(hr.shape, generator=g), abar, eta), t
 
-    env.setup(cpu=True)
-    import comfy.model_sampling
-    from timeaware_sr.model_patches.starter.starter_sr import build_unet, residual_x0, save_starter
-    from timeaware_sr.samplers.dossr_schedule import eta_schedule
 
-    torch.manual_seed(a.seed)
-    start = time.time()
-    hr, lr = make_pairs(a.pairs, a.seed)
-    print(f"{a.pairs} pairs in {time.time() - start:.0f} s", flush=True)
-    abar = (1 / (1 + comfy.model_sampling.ModelSamplingDiscrete().sigmas.double() ** 2)).float()
-    eta = eta_schedule(500).float()
-    net = build_unet()
+def forward_process(hr, lr, t, noise, abar, eta):
+    """DoSSR's x_t (SPEC §3), in the VP form the UNet sees: sqrt(abar_t) (eta_t lr + (1 - eta_t) hr) + sqrt(1 - abar_t) eps."""
+    a_t, s_t, e_t = (v[:, None, None, None] for v in (abar[t].sqrt(), (1 - abar[t]).sqrt(), eta[t]))
+    return a_t * (e_t * lr + (1 - e_t) * hr) + s_t * noise
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """The EMA's weight on its old value after `step` steps: warms up as (1 + k) / (10 + k), then `decay`."""
+    return min(decay, (1 + step) / (10 + step))
+
+
+def init_weights(net):
     for name, p in net.named_parameters():  # disable_weight_init leaves them empty
         if name.startswith("out.2.") or ".out_layers.3." in name:
-            torch.nn.init.zeros_(p)  # residual branches and the eps head start at zero
+            torch.nn.init.zeros_(p)  # residual branches and the head start at zero: the model starts at bicubic
         elif p.ndim > 1:
             torch.nn.init.kaiming_normal_(p, nonlinearity="linear")
             p.data *= 0.5
         else:
             torch.nn.init.ones_(p) if name.endswith("weight") else torch.nn.init.zeros_(p)
-    history = []
-    if a.init:
-        import safetensors
 
-        from timeaware_sr.model_patches.starter.starter_sr import PREFIX
-        with safetensors.safe_open(a.init, "pt") as f:
-            net.load_state_dict({k[len(PREFIX + "diffusion_model."):]: f.get_tensor(k).float() for k in f.keys()})
-            before = json.loads(f.metadata()["timeaware_sr"])
-            history = before.get("stages") or [{k: before.get(k) for k in ("steps", "minutes", "seed")}]
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=0.0)
-    g = torch.Generator().manual_seed(a.seed + 1)
-    step, budget, losses = 0, a.minutes * 60, []
-    while time.time() - start < budget:
-        frac = (time.time() - start) / budget
-        for group in opt.param_groups:
-            group["lr"] = a.lr * 0.5 * (1 + np.cos(np.pi * min(frac, 1.0)))
-        idx = torch.randint(0, a.pairs, (a.batch,), generator=g)
-        x0, xhat = hr[idx], lr[idx]
-        t = torch.where(torch.rand(a.batch, generator=g) < 0.8, torch.randint(0, 500, (a.batch,), generator=g),
-                        torch.randint(0, 1000, (a.batch,), generator=g))
-        a_t, s_t, e_t = abar[t].sqrt()[:, None, None, None], (1 - abar[t]).sqrt()[:, None, None, None], eta[t][:, None, None, None]
-        noise = torch.randn(x0.shape, generator=g)
-        x_t = a_t * (e_t * xhat + (1 - e_t) * x0) + s_t * noise
-        x0_hat = residual_x0(xhat, net(torch.cat([x_t, xhat], 1), t.float()))
-        loss = (x0_hat - x0).abs().mean()
+
+def schedules():
+    import comfy.model_sampling
+    from timeaware_sr.samplers.dossr_schedule import eta_schedule
+
+    abar = (1 / (1 + comfy.model_sampling.ModelSamplingDiscrete().sigmas.double() ** 2)).float()
+    return abar, eta_schedule(T1).float()
+
+
+def held_out_psnr(net, images: dict, abar, eta, crop_size=None) -> dict:
+    """PSNR (dB, 4 px shaved) of DoSSR's 1-step x0 estimate at x4 on the held-out crops, seed 0:
+    x_t = sqrt(abar) (eta lr + (1 - eta) lr) + sqrt(1 - abar) eps at t = 499 (the HR is unknown at t1)."""
+    from support import starter_eval as ev
+
+    out = {}
+    with torch.no_grad():
+        for name, hr in images.items():
+            if crop_size:
+                hr = hr[:crop_size, :crop_size]
+            h, w = hr.shape[:2]
+            bicubic = ev.bicubic(ev.bicubic(hr, (w // 4, h // 4)), (w, h))
+            up = to_model_space(bicubic)[None]
+            t = torch.tensor([ONE_STEP_T])
+            noise = torch.randn(up.shape, generator=torch.Generator().manual_seed(0))
+            x_t = abar[t].sqrt() * up + (1 - abar[t]).sqrt() * noise
+            x0 = up - net(torch.cat([x_t, up], 1), t.float())
+            sr = ((x0[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+            out[name] = ev.psnr(sr, hr)
+            out[name + "_bicubic"] = ev.psnr(bicubic, hr)
+    return out
+
+
+def save_atomic(obj, path: pathlib.Path):
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: dict, workdir: pathlib.Path, minutes: float, max_steps: int | None, save_minutes: float = 3):
+    from support import starter_eval as ev
+    from timeaware_sr.model_patches.starter.starter_sr import build_unet, residual_x0
+
+    torch.set_num_threads(cfg["threads"])
+    workdir.mkdir(parents=True, exist_ok=True)
+    net = build_unet()
+    last = workdir / "last.pt"
+    if last.exists():
+        state = torch.load(last, weights_only=True)
+        if state["config"] != cfg:
+            raise SystemExit(f"{last} was made with another configuration: {state['config']} (asked: {cfg})")
+    else:
+        torch.manual_seed(cfg["seed"])  # the only draw from torch's global generator
+        init_weights(net)
+        if cfg["init"]:
+            net.load_state_dict(read_starter_unet(cfg["init"]))
+        state = {"config": cfg, "step": 0, "net": net.state_dict(), "ema": net.state_dict(), "opt": None, "best": None,
+                 "minutes": 0.0}
+    net.load_state_dict(state["net"])
+    ema = build_unet()
+    ema.load_state_dict(state["ema"])
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg["lr"], weight_decay=0.0)
+    if state["opt"] is not None:
+        opt.load_state_dict(state["opt"])
+    step, best = state["step"], state["best"]
+    csv_path = workdir / "held_out.csv"
+    rows = list(csv.DictReader(open(csv_path))) if csv_path.exists() else []
+    rows = [r for r in rows if int(r["step"]) <= step]  # an interrupted run's rows past its checkpoint are redone
+    (workdir / "config.json").write_text(json.dumps(cfg, indent=1))
+    photos = load_photos(folder=cfg["photos"])
+    images = ev.held_out_images()
+    abar, eta = schedules()
+    print(f"{len(photos)} photos; resuming at step {step}" if step else f"{len(photos)} photos; new run", flush=True)
+    start = saved = time.time()
+    minutes_before = state["minutes"]  # wall-clock minutes of earlier sessions, for the curve
+
+    def elapsed():
+        return minutes_before + (time.time() - start) / 60
+
+    def checkpoint():
+        save_atomic({"config": cfg, "step": step, "net": net.state_dict(), "ema": ema.state_dict(),
+                     "opt": opt.state_dict(), "best": best, "minutes": elapsed()}, last)
+
+    def evaluate():
+        nonlocal best
+        scores = held_out_psnr(ema, images, abar, eta, cfg["eval_crop"])
+        mean = float(np.mean([scores[n] for n in images]))
+        base = float(np.mean([scores[n + "_bicubic"] for n in images]))
+        rows.append({"step": step, "minutes": round(elapsed(), 2), "mean": round(mean, 4),
+                     "bicubic_mean": round(base, 4), **{n: round(scores[n], 4) for n in images}})
+        with open(csv_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[-1]))
+            writer.writeheader()
+            writer.writerows(rows)
+        print(f"step {step}: held-out 1-step PSNR {mean:.3f} dB (bicubic {base:.3f})", flush=True)
+        if best is None or mean > best["mean"]:
+            best = {"step": step, "mean": mean}
+            save_atomic({"config": cfg, "step": step, "ema": ema.state_dict(), "mean": mean}, workdir / "best.pt")
+
+    if step == 0 and not rows:
+        evaluate()
+    while time.time() - start < minutes * 60 and (max_steps is None or step < max_steps):
+        hr, lr, x_t, t = batch_at(step, photos, cfg, abar, eta)
+        loss = (residual_x0(lr, net(torch.cat([x_t, lr], 1), t.float())) - hr).abs().mean()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        losses.append(loss.item())
         step += 1
-        if step % 50 == 0:
-            print(f"step {step}  {time.time() - start:.0f} s  L1(x0) {np.mean(losses[-50:]):.4f}", flush=True)
-    stage = {"steps": step, "minutes": round((time.time() - start) / 60, 1), "lr": a.lr, "seed": a.seed}
-    info = {"stages": history + [stage], "steps": step, "batch": a.batch, "patch": PATCH, "pairs": a.pairs, "seed": a.seed, "train_images": TRAIN,
-            "held_out": HELD_OUT, "minutes": round((time.time() - start) / 60, 1), "final_l1": float(np.mean(losses[-100:])),
-            "objective": "DoSSR forward (t1=500), residual x0 = lr - net, L1, t in [0,500) 80% / [0,1000) 20%", "scales": [2, 4]}
-    pathlib.Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    save_starter(a.out, net, info)
-    print(json.dumps(info))
+        decay = ema_decay(step, cfg["ema"])
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), net.parameters()):
+                e.mul_(decay).add_(p, alpha=1 - decay)
+        if step % 10 == 0:
+            print(f"step {step}  {time.time() - start:.0f} s  L1(x0) {loss.item():.4f}", flush=True)
+        if step % cfg["eval_every"] == 0:
+            evaluate()
+        if time.time() - saved > save_minutes * 60:
+            checkpoint()
+            saved = time.time()
+    checkpoint()
+    return step
+
+
+def read_starter_unet(path: str) -> dict:
+    import safetensors
+
+    from timeaware_sr.model_patches.starter.starter_sr import PREFIX
+
+    with safetensors.safe_open(path, "pt") as f:
+        return {k[len(PREFIX + "diffusion_model."):]: f.get_tensor(k).float() for k in f.keys()}
+
+
+def export(workdir: pathlib.Path, which: str, out: str):
+    from timeaware_sr.model_patches.starter.starter_sr import build_unet, save_starter
+
+    state = torch.load(workdir / f"{which}.pt", weights_only=True)
+    net = build_unet()
+    net.load_state_dict(state["ema"])
+    cfg = state["config"]
+    info = {"step": state["step"], "config": cfg, "held_out": HELD_OUT, "held_out_mean_psnr_1step": state.get("mean"),
+            "photos": [f"{name}: {licence}" for name, _, licence in PHOTOS],
+            "objective": "DoSSR forward (t1=500), residual x0 = lr - net, L1; t = 499 40%, [0,500) 50%, [0,1000) 10%"}
+    save_starter(out, net, info)
+    print(f"wrote {out} (step {state['step']}, EMA weights)")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--workdir", type=pathlib.Path, default=pathlib.Path.home() / ".cache" / "timeaware_sr" / "starter_training",
+                    help="checkpoints and the held-out curve; a run there resumes")
+    ap.add_argument("--minutes", type=float, default=60, help="this session's budget; run again to resume")
+    ap.add_argument("--max-steps", type=int)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--patch", type=int, default=PATCH)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--ema", type=float, default=0.998)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-every", type=int, default=40)
+    ap.add_argument("--eval-crop", type=int, help="evaluate on the top-left crop of this size (fast tests)")
+    ap.add_argument("--save-minutes", type=float, default=3)
+    ap.add_argument("--init", help="start a new run from these starter weights")
+    ap.add_argument("--photos", help="train on every PNG in this folder instead of PHOTOS")
+    ap.add_argument("--export", choices=["best", "last"], help="write a checkpoint's EMA weights to --out and stop")
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"))
+    a = ap.parse_args()
+    from support import env
+
+    env.setup(cpu=True)
+    if a.export:
+        return export(a.workdir, a.export, a.out)
+    cfg = {"batch": a.batch, "patch": a.patch, "lr": a.lr, "ema": a.ema, "seed": a.seed, "threads": a.threads,
+           "eval_every": a.eval_every, "eval_crop": a.eval_crop, "init": a.init, "photos": a.photos}
+    train(cfg, a.workdir, a.minutes, a.max_steps, a.save_minutes)
 
 
 if __name__ == "__main__":
