@@ -97,10 +97,7 @@ def prepare_whole_hint(cn, deferred: DeferredControl) -> torch.Tensor:
                                                 deferred.transformer_options)
     finally:
         cn.control_model, cn.previous_controlnet, cn.timestep_range, cn.vae = saved
-    hint = cn.cond_hint
-    if hint.shape[0] != deferred.x.shape[0]:  # a batch-1 hint ComfyUI leaves for the network to broadcast
-        hint = hint.repeat(deferred.x.shape[0] // hint.shape[0], *([1] * (hint.ndim - 1)))
-    return hint
+    return cn.cond_hint  # may have batch 1, left to broadcast: the tile layout repeats it
 
 
 def hint_ratio(hint: torch.Tensor, latent_size) -> int:
