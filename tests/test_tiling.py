@@ -66,6 +66,13 @@ def test_bad_sizes_are_refused_by_name(settings, name):
         patch_tiled_diffusion(pixelwise_unet_model(), *settings)
 
 
+def test_the_nodes_blend_options_are_the_patchs():
+    from timeaware_sr.model_patches.tiling.tile_grid import BLENDS
+    from timeaware_sr.nodes.tiling import BLENDS as NODE_BLENDS
+
+    assert tuple(NODE_BLENDS) == BLENDS
+
+
 # ---------------------------------------------------------------- models
 
 def sample(model, latent, positive, negative, sampler=kds.sample_euler, steps=3, cfg=2.0, options=None, seed=5):
