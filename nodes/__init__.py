@@ -9,6 +9,7 @@ from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
 from .tadsr import LoadTADSR, TADSREncode, TADSROneStep
 from .tds_scheduler import TDSScheduler
+from .tiling import TiledDiffusion
 from .tss import TSSSampler, TSSSpatialTimestepPatch
 
 NODE_LIST: list[type[io.ComfyNode]] = [
@@ -24,6 +25,7 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     LoadTADSR,
     TADSREncode,
     TADSROneStep,
+    TiledDiffusion,
 ]
 
 

@@ -183,7 +183,7 @@ def test_truncated_or_incomplete_time_vae_weights_are_named(tmp_path):
     folder, sd = write_folder(tmp_path)
     weights = folder / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match="diffusion_pytorch_model.safetensors is truncated"):
+    with pytest.raises(CheckpointError, match="diffusion_pytorch_model.safetensors is a truncated safetensors file"):
         ck.build_time_aware_vae(str(folder), no_lora())
     del sd["decoder.conv_out.weight"]
     tf.write_time_vae(folder, sd=sd)

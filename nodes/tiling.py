@@ -1,0 +1,50 @@
+from comfy_api.v0_0_2 import io
+
+from .category import CATEGORY
+from .validation import raise_unless_valid
+
+BLENDS = ["gaussian", "uniform"]  # tile_grid.BLENDS (a test keeps them equal); no torch import at load time
+
+
+class TiledDiffusion(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TimeAwareSR_TiledDiffusion",
+            display_name="Tiled Diffusion (TimeAwareSR)",
+            category=f"{CATEGORY}/model_patches",
+            description="Runs every model call on overlapping latent tiles and blends their estimates, so large "
+            "images fit in memory. The sampler still sees the whole image (one noise field), so any sampler works; "
+            "ControlNet hints, the starter model's LR and TSS variance maps are cut per tile. Put it before or after "
+            "the TSS patch.",
+            inputs=[
+                io.Model.Input("model", tooltip="Any model; its ControlNets (from the conditioning) are tiled too."),
+                io.Int.Input("tile_size", default=64, min=1, max=1024, step=1,
+                             tooltip="Tile side in latent pixels (x8 for SD: 64 = 512 px). Larger tiles give each "
+                             "tile more context and fewer seams, but use more memory per model call."),
+                io.Int.Input("overlap", default=16, min=0, max=1023, step=1,
+                             tooltip="Latent pixels shared by neighbouring tiles. More overlap hides seams better and "
+                             "costs more model work."),
+                io.Combo.Input("blend", options=BLENDS, default="gaussian",
+                               tooltip="How overlapping tiles are mixed: gaussian weights favour each tile's centre "
+                               "(smooth, seam-free transitions); uniform averages them (MultiDiffusion)."),
+                io.Int.Input("tile_batch", default=4, min=1, max=256, step=1,
+                             tooltip="Tiles run together in one model call: faster on a GPU, more memory. Does not "
+                             "change the picture."),
+            ],
+            outputs=[io.Model.Output(tooltip="The model, denoising the image tile by tile; the picture matches the "
+                                     "untiled one up to faint differences where tiles meet.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, tile_size=None, overlap=None, blend=None, tile_batch=None) -> bool | str:
+        from ..model_patches.tiling.tiled_model import check_settings
+
+        return check_settings(tile_size, overlap, blend, tile_batch)
+
+    @classmethod
+    def execute(cls, model, tile_size, overlap, blend, tile_batch) -> io.NodeOutput:
+        from ..model_patches.tiling.tiled_model import check_settings, patch_tiled_diffusion
+
+        raise_unless_valid(check_settings(tile_size, overlap, blend, tile_batch))
+        return io.NodeOutput(patch_tiled_diffusion(model, tile_size, overlap, blend, tile_batch))
