@@ -8,6 +8,7 @@ from .dossr_sampling import DoSSRSampler, DoSSRScheduler
 from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
 from .tds_scheduler import TDSScheduler
+from .tasr import ApplyTASRAdapters, TASRLoader
 from .tss import TSSSampler, TSSSpatialTimestepPatch
 
 NODE_LIST: list[type[io.ComfyNode]] = [
@@ -20,6 +21,8 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     SDSVarianceMap,
     TSSSpatialTimestepPatch,
     TSSSampler,
+    TASRLoader,
+    ApplyTASRAdapters,
 ]
 
 
