@@ -18,7 +18,7 @@ from timeaware_sr.model_patches.sd_components import build_unet, build_vae
 from timeaware_sr.model_patches.tasr.adapter_patch import apply_tasr_adapters
 from timeaware_sr.model_patches.tasr.adapters import TASRAdapters
 from timeaware_sr.model_patches.tasr.checkpoint import load_tasr
-from timeaware_sr.model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
+from timeaware_sr.model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps, spatial_control
 from timeaware_sr.samplers.tasr_schedule import spaced_ddpm_sigmas
 
 LATENT = (1, 4, 16, 16)  # output blocks run at 2x2, 4x4, 8x8 and 16x16
@@ -126,7 +126,7 @@ def reference_call(model, tasr, vae, hint, x, sigma, context):
 
 def traced_call(model, control, x, sigma, context, sigma_map=None):
     """One model call as the sampler makes it, recording every alpha and every output block's output."""
-    comfy.model_management.load_models_gpu([model])
+    comfy.model_management.load_models_gpu([model] + control.get_models())  # as sampling does: applies their patches
     adapters = model.get_additional_models()[0].model
     alphas, outputs = [], {}
     original = adapters.alpha
@@ -185,27 +185,29 @@ def test_alpha_is_per_pixel_and_changes_with_the_timestep_alone(sd, tasr):
     assert (early - late).abs().max() > 1e-2  # same features, another timestep: another gate
 
 
-def test_with_tss_a_constant_map_equals_the_scalar_call_and_a_varying_map_gives_per_pixel_alpha(sd, tasr):
+def test_with_tss_the_adapters_follow_each_pixels_timestep(sd, tasr):
+    """A constant per-pixel map at sigma 0.4 while ComfyUI sees sigma 1.7 must equal a plain call at 0.4:
+    the UNet, the ControlNet (TSS's per-run copy) and the adapters all use the map's timestep."""
     model, vae = sd
     control, _ = controlled(tasr, vae)
     g = torch.Generator().manual_seed(7)
     x = torch.randn(LATENT, generator=g) * 2
-    sigma, context = torch.tensor([1.7]), torch.randn(1, 4, cf.TINY_CONTEXT, generator=g)
+    context = torch.randn(1, 4, cf.TINY_CONTEXT, generator=g)
     gated = apply_tasr_adapters(model, tasr.adapters)
     both = patch_spatial_timesteps(gated)
-    scalar, scalar_alphas, _ = traced_call(gated, control, x, sigma, context)
-    constant = sigma.view(1, 1, 1, 1).expand(1, 1, *LATENT[2:]).clone()
-    mapped, mapped_alphas, _ = traced_call(both, control, x, sigma, context, constant)
-    # the map path rescales x per pixel and re-forms x0: float32 round-off only
-    assert (mapped - scalar).abs().max() <= 1e-5 * scalar.abs().max()
-    for a, b in zip(mapped_alphas, scalar_alphas):
+    at_map_level, level_alphas, _ = traced_call(gated, control, x, torch.tensor([0.4]), context)
+    constant = torch.full((1, 1, *LATENT[2:]), 0.4)
+    mapped, mapped_alphas, _ = traced_call(both, spatial_control(control), x, torch.tensor([1.7]), context, constant)
+    # the map path rescales x per pixel and re-forms x0 per pixel: float32 round-off only
+    assert (mapped - at_map_level).abs().max() <= 1e-5 * at_map_level.abs().max()
+    for a, b in zip(mapped_alphas, level_alphas):
         assert (a - b).abs().max() <= 1e-4
     halves = constant.clone()
-    halves[..., LATENT[3] // 2:] = 0.3
-    _, split_alphas, _ = traced_call(both, control, x, sigma, context, halves)
-    assert all(a.shape == (1, 1, *b.shape[-2:]) for a, b in zip(split_alphas, scalar_alphas))
-    last = split_alphas[-1]  # 16x16: left half at sigma 1.7 as before, right half at 0.3
-    assert (last[..., -3:] - scalar_alphas[-1][..., -3:]).abs().max() > 1e-3
+    halves[..., LATENT[3] // 2:] = 3.0
+    _, split_alphas, _ = traced_call(both, spatial_control(control), x, torch.tensor([1.7]), context, halves)
+    assert all(a.shape == (1, 1, *b.shape[-2:]) for a, b in zip(split_alphas, level_alphas))
+    right = split_alphas[-1][..., -3:]  # 16x16, away from the border: sigma 3.0 instead of 0.4
+    assert (right - level_alphas[-1][..., -3:]).abs().max() > 1e-3
 
 
 def test_adapters_for_another_unet_are_refused(sd, tasr):
