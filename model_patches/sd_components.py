@@ -1,37 +1,31 @@
 """Build ComfyUI MODEL / VAE / CLIP / UPSCALE_MODEL objects from SD-family weights in the original
 LDM layouts, reading every size from the weights.
 
-ComfyUI's own checkpoint loader only recognises the released sizes. These builders accept any
-size with the same structure (the released ones produce exactly ComfyUI's stock objects), so the
-pack's loaders also work on the small test models the test suite builds.
+The UNet is matched against ComfyUI's own list of released models (`comfy.supported_models`), as
+ComfyUI's checkpoint loader does; the VAE, text encoder and upscaler read their sizes from the
+weights. (The test suite registers its small test sizes in that list: tests/support/test_size_models.py.)
 """
 import torch
 
 from .checkpoint_io import CheckpointError, check_keys
 
-TEST_SIZE_HEAD_CHANNELS = 16  # attention head width for non-released (test-size) UNets
-
 
 def build_unet(unet_sd: dict, model_type=None):
     """A ModelPatcher around ComfyUI's BaseModel for an SD UNet state dict (prefix already removed)."""
-    import comfy.latent_formats
     import comfy.model_base
     import comfy.model_detection
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.supported_models
-    import comfy.supported_models_base
     import comfy.utils
 
     unet_config = comfy.model_detection.detect_unet_config(unet_sd, "")
     if unet_config is None:
         raise CheckpointError("no SD UNet found (input_blocks.0.0.weight is missing)")
     model_config = next((c(unet_config) for c in comfy.supported_models.models if c.matches(unet_config, unet_sd)), None)
-    if model_config is None:  # a test-size UNet: SD's schedule and latent format, narrow heads
-        class TestSizeSD(comfy.supported_models_base.BASE):
-            latent_format = comfy.latent_formats.SD15
-            unet_extra_config = {"num_heads": -1, "num_head_channels": TEST_SIZE_HEAD_CHANNELS}
-        model_config = TestSizeSD(unet_config)
+    if model_config is None:
+        raise CheckpointError(f"the UNet is not a released SD1.x/SD2.x/SDXL size (model_channels "
+                              f"{unet_config.get('model_channels')}, context_dim {unet_config.get('context_dim')})")
     if model_type is None:
         model_type = model_config.model_type(unet_sd, "")
 

@@ -245,8 +245,41 @@ def tiny_dossr_checkpoint(seed: int = 0) -> pathlib.Path:
     return cached_checkpoint(f"tiny_dossr_{seed}", dossr_state_dict, size="tiny", seed=seed)
 
 
+
+
+SD21_BASE_FILE = "v2-1_512-ema-pruned.safetensors"  # SD 2.1-base's released single-file name
+
+
+def sd21_base_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+    """An SD 2.1-base single-file checkpoint (UNet, VAE, OpenCLIP text tower) as ComfyUI's stock
+    Load Checkpoint reads it. The VAE is real-size even for "tiny": ComfyUI's VAE class builds the
+    released SD VAE shape whatever the weights say. Tiny UNet and text tower load through the
+    test-size config that support/test_size_models.py registers."""
+    sd = unet_state_dict("sd21", size, "eps", seed, dtype=dtype)
+    parts = {"first_stage_model.": vae_state_dict("real", seed + 1, dtype),
+             "cond_stage_model.model.": openclip_text_state_dict(size, seed + 2, dtype)}
+    for prefix, weights in parts.items():
+        sd.update({prefix + k: v for k, v in weights.items()})
+    return sd
+
+
+def sd21_base_checkpoint(size="tiny", seed=0) -> pathlib.Path:
+    return cached_checkpoint(f"{size}_sd21_base_{seed}", sd21_base_state_dict, size=size, seed=seed)
+
+
+def link_into(folder: pathlib.Path, name: str, cached: pathlib.Path) -> pathlib.Path:
+    """Put a cached checkpoint into a model folder under the file name a workflow uses (a link,
+    so large files are not copied per test session)."""
+    target = folder / name
+    if not target.exists():
+        target.symlink_to(cached)
+    return target
+
+
 def write_shipped_models(model_dirs):
-    """The DoSSR checkpoint the shipped DoSSR/TSS workflows name (tiny, official layout)."""
+    """The DoSSR checkpoint the shipped DoSSR/TSS workflows name (tiny, official layout), and a tiny
+    SD 2.1-base for stock Load Checkpoint (the TADSR and TASR workflows start from it)."""
     target = model_dirs["dossr"] / "dossr_default.ckpt"
     if not target.exists():
         write_torch_checkpoint(target, dossr_state_dict("tiny"))
+    link_into(model_dirs["checkpoints"], SD21_BASE_FILE, sd21_base_checkpoint("tiny"))

@@ -19,6 +19,7 @@ import uuid
 
 PACK_DIR = pathlib.Path(__file__).resolve().parents[2]
 PACK_FOLDER_NAME = "ComfyUI-TimeAwareSR"
+TEST_PLUGIN = pathlib.Path(__file__).resolve().parent / "comfy_test_plugin"
 
 
 def comfyui_dir() -> pathlib.Path:
@@ -173,8 +174,12 @@ class ComfyClient:
 class ComfyServer:
     """ComfyUI's main.py as a child process; always stopped by stop() (also on failure)."""
 
-    def __init__(self, workdir: pathlib.Path, model_folders: dict[str, pathlib.Path], comfy_dir: pathlib.Path | None = None):
+    def __init__(self, workdir: pathlib.Path, model_folders: dict[str, pathlib.Path], comfy_dir: pathlib.Path | None = None,
+                 test_models: bool = True):
+        """test_models: load comfy_test_plugin, so stock loaders accept the factories' tiny SD files
+        (support/test_size_models.py); the demo runs without it, as a user's ComfyUI does."""
         self.comfy_dir = comfy_dir or comfyui_dir()
+        self.test_models = test_models
         self.workdir = pathlib.Path(workdir)
         self.model_folders = model_folders
         self.log_path = self.workdir / "server.log"
@@ -184,14 +189,17 @@ class ComfyServer:
     def _write_extra_model_paths(self) -> pathlib.Path:
         lines = ["timeaware_sr_tests:"]
         lines += [f"    {name}: {path}" for name, path in self.model_folders.items()]
-        linked = self.comfy_dir / "custom_nodes" / PACK_FOLDER_NAME
-        if linked.resolve() != PACK_DIR:
-            # This ComfyUI does not have the pack installed: load it from a private folder.
+        links = {}
+        if (self.comfy_dir / "custom_nodes" / PACK_FOLDER_NAME).resolve() != PACK_DIR:
+            links[PACK_FOLDER_NAME] = PACK_DIR  # this ComfyUI does not have the pack installed: a private folder
+        if self.test_models:
+            links[TEST_PLUGIN.name] = TEST_PLUGIN
+        if links:
             custom_nodes = self.workdir / "custom_nodes"
             custom_nodes.mkdir(exist_ok=True)
-            link = custom_nodes / PACK_FOLDER_NAME
-            if not link.exists():
-                link.symlink_to(PACK_DIR, target_is_directory=True)
+            for name, target in links.items():
+                if not (custom_nodes / name).exists():
+                    (custom_nodes / name).symlink_to(target, target_is_directory=True)
             lines.append(f"    custom_nodes: {custom_nodes}")
         path = self.workdir / "extra_model_paths.yaml"
         path.write_text("\n".join(lines) + "\n")

@@ -30,6 +30,9 @@ def setup(cpu: bool = True):
 
     args.cpu = cpu
     import_pack().register_model_folders()  # as comfy_entrypoint does before ComfyUI reads the schemas
+    from . import test_size_models
+
+    test_size_models.register()  # the factories' tiny SD files load like released ones
     _done = (comfy_dir, cpu)
     return comfy_dir
 

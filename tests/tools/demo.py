@@ -22,7 +22,7 @@ DEFAULT_IMAGE = PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
 
 def run_demo(workflow: pathlib.Path, image: pathlib.Path, out_dir: pathlib.Path, model_folders=None) -> list[pathlib.Path]:
     with tempfile.TemporaryDirectory(prefix="timeaware_sr_demo_") as work:
-        server = comfy_live.ComfyServer(pathlib.Path(work), model_folders or {})
+        server = comfy_live.ComfyServer(pathlib.Path(work), model_folders or {}, test_models=False)
         try:
             client = server.start()
             shutil.copy(image, client.input_dir / image.name)
