@@ -64,6 +64,8 @@ def test_the_real_size_layout_has_no_missing_or_unexpected_keys():
     assert adapter_sd["0.0.in_layers.0.weight"].shape == (3840,)
     assert adapter_sd["1.0.in_layers.2.weight"].shape == (1600, 6400, 3, 3)
     assert adapter_sd["12.0.out_layers.4.weight"].shape == (1, 200, 3, 3)
+    for pair in adapters:  # the official GroupNorm(32, C) and GroupNorm(16, C/4) at every released width
+        assert (pair[0].in_layers[0].num_groups, pair[0].out_layers[0].num_groups) == (32, 16)
 
 
 def test_the_hint_is_encoded_by_the_vae_the_apply_node_passes(tmp_path, official):

@@ -4,6 +4,8 @@ Adapter k looks at the UNet feature, its skip and the ControlNet residual for on
 time embedding, and returns a per-pixel gate alpha = 2 sigmoid(A_k(...)) in (0, 2) (B x 1 x H x W)
 that scales that residual. Adapter 0 serves the middle block, adapter i + 1 output block i.
 """
+import math
+
 import torch
 
 import comfy.ops
@@ -15,20 +17,18 @@ class TimeAdapter(torch.nn.Module):
     """One adapter for C input channels, m = C // 4:
     GroupNorm(32, C), SiLU, conv3x3 C->m; AdaLN: GroupNorm(16, m) * (1 + scale) + shift, with
     (scale, shift) = Linear(SiLU(emb)); SiLU, conv3x3 m->m/2, SiLU, conv3x3 m/2->1 (zero-initialised
-    in training, so an untrained adapter gives alpha = 1)."""
+    in training, so an untrained adapter gives alpha = 1). Group counts: norm_groups."""
 
     def __init__(self, channels: int, emb_channels: int, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
         super().__init__()
         mid = channels // 4
-        if channels % 32 or mid % 16:
-            raise ValueError(f"a TASR adapter needs input channels divisible by 32 and C/4 divisible by 16, got C = {channels}")
         kw = dict(dtype=dtype, device=device)
-        self.in_layers = torch.nn.Sequential(
-            operations.GroupNorm(32, channels, **kw), torch.nn.SiLU(), operations.Conv2d(channels, mid, 3, padding=1, **kw))
+        self.in_layers = torch.nn.Sequential(operations.GroupNorm(norm_groups(32, channels), channels, **kw), torch.nn.SiLU(),
+                                             operations.Conv2d(channels, mid, 3, padding=1, **kw))
         self.emb_layers = torch.nn.Sequential(torch.nn.SiLU(), operations.Linear(emb_channels, 2 * mid, **kw))
         self.out_layers = torch.nn.Sequential(
-            operations.GroupNorm(16, mid, **kw), torch.nn.SiLU(), operations.Conv2d(mid, mid // 2, 3, padding=1, **kw),
-            torch.nn.SiLU(), operations.Conv2d(mid // 2, 1, 3, padding=1, **kw))
+            operations.GroupNorm(norm_groups(16, mid), mid, **kw), torch.nn.SiLU(),
+            operations.Conv2d(mid, mid // 2, 3, padding=1, **kw), torch.nn.SiLU(), operations.Conv2d(mid // 2, 1, 3, padding=1, **kw))
 
     def forward(self, x, emb):
         """emb: B x E (one timestep per image), or B x H x W x E channel-last (TSS per-pixel timesteps,
@@ -38,6 +38,13 @@ class TimeAdapter(torch.nn.Module):
         e = e.movedim(-1, 1) if e.ndim == 4 else e[:, :, None, None]
         scale, shift = e.chunk(2, dim=1)
         return self.out_layers[1:](self.out_layers[0](h) * (1 + scale) + shift)
+
+
+def norm_groups(official: int, channels: int) -> int:
+    """The official group count (32 for the input norm, 16 for the AdaLN norm). Every released SD 2.1
+    adapter width is a multiple of it; a narrower UNet's adapter (group counts carry no weights) gets
+    the largest count dividing its width, gcd(official, channels)."""
+    return math.gcd(official, channels)
 
 
 class TASRAdapters(torch.nn.ModuleList):

@@ -6,16 +6,13 @@ A .safetensors copy holds the same tensors flattened, as `checkpoint_controlnet.
 `checkpoint_adapter.<key>`. Either part may carry a DataParallel `module.` prefix.
 """
 import os
-import types
 from typing import NamedTuple
 
 from ..checkpoint_io import CheckpointError, check_keys, describe, read_checkpoint, with_prefix
 from ..dossr.latent_hint_controlnet import LatentHintControlNet, build_latent_hint_controlnet
-from ..sd_components import TEST_SIZE_HEAD_CHANNELS
 from .adapters import ADAPTER_COUNT, TASRAdapters, adapter_channels, adapter_layout
 
 CONTROLNET, ADAPTERS = "checkpoint_controlnet", "checkpoint_adapter"
-SD2_MODEL_CHANNELS, SD2_HEAD_CHANNELS = 320, 64  # SD 2.x attention: 64-channel heads
 
 
 class SDVAEHintControlNet(LatentHintControlNet):
@@ -65,12 +62,18 @@ def split_tasr_state_dict(sd: dict, name: str = "checkpoint") -> tuple[dict, dic
     return control, adapters
 
 
-def _heads(control_sd: dict):
-    """Attention heads of the UNet this ControlNet controls (heads carry no weights): SD 2.x's 64-channel
-    heads at SD 2.x's width (320), the test-size convention (sd_components) otherwise."""
-    released = control_sd["input_blocks.0.0.weight"].shape[0] == SD2_MODEL_CHANNELS
-    head_channels = SD2_HEAD_CHANNELS if released else TEST_SIZE_HEAD_CHANNELS
-    return types.SimpleNamespace(unet_config={"num_heads": -1, "num_head_channels": head_channels})
+def controlled_model_config(control_sd: dict):
+    """The config of the SD model this ControlNet steers, matched against ComfyUI's list of released
+    models as ComfyUI's own ControlNet loader does; it gives the attention heads, which carry no weights."""
+    import comfy.model_detection
+
+    config = comfy.model_detection.detect_unet_config(control_sd, "")
+    model_config = comfy.model_detection.model_config_from_unet_config(config, control_sd) if config else None
+    if model_config is None:
+        raise CheckpointError(f"the ControlNet fits no SD model ComfyUI knows (model_channels "
+                              f"{(config or {}).get('model_channels')}, context_dim {(config or {}).get('context_dim')}); "
+                              f"TASR's ControlNet is SD 2.1-base's")
+    return model_config
 
 
 def build_adapters(adapter_sd: dict, control_model, device=None, dtype=None, operations=None):
@@ -104,7 +107,7 @@ def load_tasr(path: str) -> TASRComponents:
     try:
         if "input_blocks.0.0.weight" not in control_sd:
             raise CheckpointError(f"the ControlNet weights are incomplete: no input_blocks.0.0.weight ({describe(control_sd)})")
-        loaded = build_latent_hint_controlnet(control_sd, None, _heads(control_sd))
+        loaded = build_latent_hint_controlnet(control_sd, None, controlled_model_config(control_sd))
         control_net = SDVAEHintControlNet(loaded.control_model, None, loaded.load_device, loaded.manual_cast_dtype)
         adapters = build_adapters(adapter_sd, loaded.control_model, dtype=loaded.control_model.dtype,
                                   operations=_operations(loaded.manual_cast_dtype))

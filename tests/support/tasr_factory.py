@@ -5,7 +5,9 @@ adapters' weights}). The ControlNet is built with ComfyUI's ControlNet class (it
 official ones, as DoSSR's checkpoint shows), the adapters with the pack's TASRAdapters, whose keys
 are the official adapter_list's own: `{k}.0.<layer>`. "real" has SD 2.1-base's shapes (build it on
 device="meta" to check the layout without 4.5 GB of memory); "tiny" keeps every key with 64-wide
-channels: the adapters' GroupNorm(16, C/4) needs every C/4 divisible by 16, which 32-wide UNets break.
+channels, where every adapter keeps the official group counts (GroupNorm(16, C/4) needs C/4 divisible
+by 16). The shipped tiny tasr_v1.pth instead fits ckpt_factory's 32-wide test-size SD 2.1-base that
+stock Load Checkpoint reads (`width=`), where four adapters use fewer groups (adapters.norm_groups).
 """
 import copy
 
@@ -17,11 +19,11 @@ TINY_MODEL_CHANNELS = 64
 CONTROLNET, ADAPTERS = "checkpoint_controlnet", "checkpoint_adapter"
 
 
-def sd21_config(size: str = "tiny") -> dict:
-    """SD 2.1-base's UNet config; tiny: 64 wide, ckpt_factory's tiny heads and text context."""
+def sd21_config(size: str = "tiny", width: int | None = None) -> dict:
+    """SD 2.1-base's UNet config; tiny: 64 wide (or `width`), ckpt_factory's tiny heads and text context."""
     config = ckpt_factory.unet_config("sd21", size)
     if size == "tiny":
-        config["model_channels"] = TINY_MODEL_CHANNELS
+        config["model_channels"] = width or TINY_MODEL_CHANNELS
     return config
 
 
@@ -34,12 +36,12 @@ def sd21_unet_state_dict(size: str = "tiny", seed: int = 0) -> dict:
     return ckpt_factory.randomize_(unet, seed).state_dict()
 
 
-def controlnet_state_dict(size: str = "tiny", seed: int = 0, device: str = "cpu") -> dict:
+def controlnet_state_dict(size: str = "tiny", seed: int = 0, device: str = "cpu", width: int | None = None) -> dict:
     """TASR's ControlNet: SD 2.1's encoder half with an 8-channel first conv (x_t and the hint latent)."""
     from comfy.cldm.cldm import ControlNet
     import comfy.ops
 
-    config = copy.deepcopy(sd21_config(size))
+    config = copy.deepcopy(sd21_config(size, width))
     for key in ("out_channels", "transformer_depth_output", "use_temporal_resblock", "use_temporal_attention"):
         config.pop(key)
     config["in_channels"] = 8
@@ -49,21 +51,21 @@ def controlnet_state_dict(size: str = "tiny", seed: int = 0, device: str = "cpu"
     return {k: v for k, v in net.state_dict().items() if not k.startswith("input_hint_block.")}
 
 
-def adapter_channels(size: str = "tiny") -> list[int]:
+def adapter_channels(size: str = "tiny", width: int | None = None) -> list[int]:
     from timeaware_sr.model_patches.tasr.adapters import adapter_channels as channels
 
-    config = sd21_config(size)
+    config = sd21_config(size, width)
     return channels(config["model_channels"], config["channel_mult"], config["num_res_blocks"])
 
 
-def adapters_module(size: str = "tiny", seed: int = 0, init: str = "random", device: str = "cpu"):
+def adapters_module(size: str = "tiny", seed: int = 0, init: str = "random", device: str = "cpu", width: int | None = None):
     """TASRAdapters. init="random": every weight random (alpha spans roughly (0.3, 1.7));
     init="zero": random except the zero-initialised last conv, as training starts (alpha = 1)."""
     from timeaware_sr.model_patches.tasr.adapters import TASRAdapters
     import comfy.ops
 
-    emb = 4 * sd21_config(size)["model_channels"]
-    adapters = TASRAdapters(adapter_channels(size), emb, device=device, operations=comfy.ops.disable_weight_init)
+    emb = 4 * sd21_config(size, width)["model_channels"]
+    adapters = TASRAdapters(adapter_channels(size, width), emb, device=device, operations=comfy.ops.disable_weight_init)
     if device == "meta":
         return adapters
     ckpt_factory.randomize_(adapters, seed)
@@ -80,10 +82,11 @@ def adapters_module(size: str = "tiny", seed: int = 0, init: str = "random", dev
     return adapters
 
 
-def tasr_state_dict(size: str = "tiny", seed: int = 0, init: str = "random", device: str = "cpu") -> dict:
+def tasr_state_dict(size: str = "tiny", seed: int = 0, init: str = "random", device: str = "cpu",
+                    width: int | None = None) -> dict:
     """The official nested layout: {"checkpoint_controlnet": {...}, "checkpoint_adapter": {...}}."""
-    return {CONTROLNET: controlnet_state_dict(size, seed, device),
-            ADAPTERS: adapters_module(size, seed + 1, init, device).state_dict()}
+    return {CONTROLNET: controlnet_state_dict(size, seed, device, width),
+            ADAPTERS: adapters_module(size, seed + 1, init, device, width).state_dict()}
 
 
 def flat(sd: dict) -> dict:
@@ -103,11 +106,12 @@ def write_tasr(path, sd: dict):
 
 
 def write_shipped_models(model_dirs):
-    """tasr_v1.pth for the shipped TASR workflows (tiny, random adapters), and the BSRNet x4
-    preprocessor (BasicSR RRDBNet) where the stock Upscale Model Loader looks, if that folder is served."""
+    """tasr_v1.pth for the shipped TASR workflows (tiny, random adapters, fitting the test-size SD 2.1-base
+    that ckpt_factory ships for stock Load Checkpoint), and the BSRNet x4 preprocessor (BasicSR RRDBNet)
+    where the stock Upscale Model Loader looks, if that folder is served."""
     target = model_dirs["tasr"] / "tasr_v1.pth"
     if not target.exists():
-        write_tasr(target, tasr_state_dict("tiny"))
+        write_tasr(target, tasr_state_dict("tiny", width=ckpt_factory.unet_config("sd21", "tiny")["model_channels"]))
     if "upscale_models" in model_dirs:
         bsrnet = model_dirs["upscale_models"] / "BSRNet.pth"
         if not bsrnet.exists():
