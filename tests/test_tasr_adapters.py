@@ -217,3 +217,11 @@ def test_adapters_for_another_unet_are_refused(sd, tasr):
         apply_tasr_adapters(model, other)
     with pytest.raises(ValueError, match="already applied"):
         apply_tasr_adapters(apply_tasr_adapters(model, tasr.adapters), tasr.adapters)
+
+
+def test_adapters_narrower_than_released_ones_use_the_largest_dividing_group_count():
+    """A 32-wide test UNet's output block 8 adapter: C = 2 (64 + 32) + 32 = 224, m = 56, which 16 does not divide."""
+    adapter = TASRAdapters([224], 128)[0][0]
+    assert (adapter.in_layers[0].num_groups, adapter.out_layers[0].num_groups) == (32, 8)
+    wide = TASRAdapters([6400], 1280, device="meta")[0][0]
+    assert (wide.in_layers[0].num_groups, wide.out_layers[0].num_groups) == (32, 16)
