@@ -8,6 +8,7 @@ from .dossr_sampling import DoSSRSampler, DoSSRScheduler
 from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
 from .tadsr import LoadTADSR, TADSREncode, TADSROneStep
+from .tasr import ApplyTASRAdapters, TASRLoader
 from .tds_scheduler import TDSScheduler
 from .tiling import TiledDiffusion
 from .tss import TSSSampler, TSSSpatialTimestepPatch
@@ -26,6 +27,8 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     TADSREncode,
     TADSROneStep,
     TiledDiffusion,
+    TASRLoader,
+    ApplyTASRAdapters,
 ]
 
 

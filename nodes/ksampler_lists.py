@@ -7,6 +7,7 @@ SAMPLERS = {"dossr": ("..samplers.dossr_solver", "sample_dossr")}  # order 3, t1
 SCHEDULERS = {
     "dossr": ("..samplers.dossr_schedule", "dossr_sigmas"),  # official spacing, t1 = 500
     "tds": ("..samplers.tds_schedule", "ksampler_tds"),  # a = 0.55 T, n = 2, full range
+    "tasr_spaced": ("..samplers.tasr_schedule", "spaced_ddpm_sigmas"),  # TASR: space_timesteps(1000, "N"); use with ddpm
 }
 
 

@@ -19,7 +19,7 @@ def test_model_dirs(tmp_path_factory):
     import timeaware_sr
 
     root = tmp_path_factory.mktemp("models")
-    folders = {name: root / name for name in ["checkpoints", "diffusion_models", *timeaware_sr.MODEL_FOLDERS]}
+    folders = {name: root / name for name in ["checkpoints", "diffusion_models", "upscale_models", *timeaware_sr.MODEL_FOLDERS]}
     for path in folders.values():
         path.mkdir()
     return folders

@@ -1,0 +1,1 @@
+"""tasr network-level code."""
