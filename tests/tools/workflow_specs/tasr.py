@@ -1,13 +1,18 @@
 """TASR (SPEC §4) graphs: SD 2.1-base + TASR's ControlNet and timestep-aware adapters. The spec
 format is in make_workflows.py."""
-from .common import SAMPLE
+from .common import SAMPLE, SD21_BASE as SD21
 
-SD21 = "v2-1_512-ema-pruned.safetensors"
+MODEL_FILES = {
+    "tasr_v1.pth": {"url": "https://huggingface.co/SleepyLin/TASR", "directory": "tasr",
+                    "license": "Apache-2.0 (code licence of github.com/SleepyLin/TASR)"},
+    "BSRNet.pth": {"url": "https://github.com/cszn/KAIR/releases/download/v1.0/BSRNet.pth",
+                   "directory": "upscale_models", "license": "MIT (KAIR)"},
+}
 POSITIVE = "high quality, clear text"  # the official script's suffix to its tag prompts
 NEGATIVE = "low quality, blurry, low-resolution, noisy, unsharp, weird textures"  # the official default
 
 MODELS_NOTE = """
-**Model files**
+## Model files
 - `models/checkpoints/v2-1_512-ema-pruned.safetensors`: Stable Diffusion 2.1-base (512, eps), loaded by the stock
   *Load Checkpoint*. Its original page (huggingface.co/stabilityai/stable-diffusion-2-1-base) has been taken
   down; use a faithful mirror of that repository's `v2-1_512-ema-pruned.safetensors` and compare its hash with
@@ -67,7 +72,8 @@ scheduler `tasr_spaced` (guided-diffusion's `space_timesteps(1000, "20")`: the n
 53, 0), CFG 4, the official negative prompt. Apply ControlNet needs the SD VAE on its `vae` input: TASR
 encodes the upscaled image with it.
 """ + MODELS_NOTE + """
-**Knobs**: `steps` (20 as the paper; fewer is faster and softer), `cfg` (4; the paper reports 4.5), the
+## Knobs
+`steps` (20 as the paper; fewer is faster and softer), `cfg` (4; the paper reports 4.5), the
 positive prompt (the official script adds image tags before `high quality, clear text`), the first
 *ImageScaleBy* (set it so the short side reaches 512, and the last one to its inverse; 1.0 for both when the x4
 image already has it; sizes should be multiples of 64), ControlNet `strength` (1.0 as
@@ -102,7 +108,8 @@ every pixel follows its own remap of TASR's 20 timesteps, chosen from the LR ima
 pixels spend more steps at the start and at the end). The TASR adapters then see each pixel's own timestep,
 so their gate stays per pixel. The TSS Sampler's steps are Euler (or DPM++ 2M), not TASR's DDPM.
 """ + MODELS_NOTE + """
-**Knobs**: `a_min`/`a_max` (where the sparsest steps of smooth and textured pixels sit), `n_min`/`n_max`
+## Knobs
+`a_min`/`a_max` (where the sparsest steps of smooth and textured pixels sit), `n_min`/`n_max`
 (schedule power: 1 = TASR's even timesteps), `base`, `cfg` (4 as TASR), the ImageScaleBy factor as in tasr_x4.
 """,
     ),

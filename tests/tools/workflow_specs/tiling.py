@@ -11,11 +11,13 @@ the hint; the hint itself is encoded in 512-px tiles when larger than 1024²) ->
 (Tiled)** -> wavelet colour fix. The sampler sees the whole latent, so noise and schedule are shared
 by all tiles; only each model call is split.
 
-**Model file**: `dossr_default.ckpt` from the DoSSR authors' release (github.com/AMD-AIG-AIMA/DoSSR;
+## Model files
+`dossr_default.ckpt` from the DoSSR authors' release (github.com/AMD-AIG-AIMA/DoSSR;
 licence and hash: see that repository), in `ComfyUI/models/dossr/`. It holds SD 2.1-base, its
 ControlNet, the condition encoder and the ESRGAN preprocessor.
 
-**Knobs that trade memory for speed** (none of them changes the picture much):
+## Knobs
+These trade memory for speed (none of them changes the picture much):
 - Tiled Diffusion `tile_batch`: tiles per model call. Higher is faster on a GPU and costs memory
   linearly; 4 fits 8 GB with SD 2.1 at fp16.
 - Tiled Diffusion `tile_size` (latent px; x8 = pixels): 64 (512 px) is SD 2.1-base's native size.
