@@ -8,7 +8,6 @@ from support import resshift_factory as factory
 from timeaware_sr.model_patches.checkpoint_io import check_keys
 from timeaware_sr.model_patches.resshift.checkpoint import build_resshift_model, unet_config_from_weights
 from timeaware_sr.model_patches.resshift.lr_image import crop_output, pad_lr, prepare_lr, reflect_indices
-from timeaware_sr.model_patches.resshift.swin import WindowAttention, relative_position_index, shifted_window_mask
 from timeaware_sr.model_patches.resshift.unet_swin import REAL_CONFIG, UNetModelSwin
 from timeaware_sr.model_patches.resshift.vq_f4 import REAL_CONFIG as VQ_REAL, VQModelF4, build_vq_f4_vae, vq_config_from_weights
 
@@ -60,29 +59,6 @@ def test_real_size_vq_f4_has_exactly_the_official_keys():
         module = VQModelF4(**VQ_REAL)
     assert {k: tuple(v.shape) for k, v in module.state_dict().items()} == {k: tuple(v) for k, v in layout.items()}
     assert sum(p.numel() for p in module.parameters()) / 1e6 == pytest.approx(55.32, abs=0.01)  # TAD-SR table
-
-
-def test_relative_position_index_and_shift_mask_equal_the_official_buffers():
-    assert torch.equal(relative_position_index(8), factory.official_relative_position_index(8))
-    for h, w in [(64, 64), (16, 32), (24, 8)]:
-        assert torch.equal(shifted_window_mask(h, w, 8, 4), factory.official_shift_mask(h, w, 8, 4)), (h, w)
-
-
-def test_window_attention_equals_explicit_softmax_attention_with_bias_and_mask():
-    torch.manual_seed(0)
-    attn = WindowAttention(32, 4, 2)
-    for p in attn.parameters():
-        torch.nn.init.normal_(p, std=0.3)
-    b, windows, n, c = 2, 4, 16, 32
-    x = torch.randn(b * windows, n, c)
-    mask = shifted_window_mask(8, 8, 4, 2)
-    q, k, v = (attn.qkv(x).reshape(b * windows, n, 3, 2, 16).permute(2, 0, 3, 1, 4))
-    logits = (q * 16 ** -0.5) @ k.transpose(-2, -1)
-    index = factory.official_relative_position_index(4)
-    logits = logits + attn.relative_position_bias_table[index.view(-1)].view(n, n, 2).permute(2, 0, 1)[None]
-    logits = (logits.view(b, windows, 2, n, n) + mask[None, :, None]).view(-1, 2, n, n)
-    expected = attn.proj((logits.softmax(-1) @ v).transpose(1, 2).reshape(b * windows, n, c))
-    torch.testing.assert_close(attn(x, mask), expected, rtol=1e-5, atol=1e-5)  # SDPA vs explicit, fp32 rounding
 
 
 @pytest.fixture(scope="module")
