@@ -13,7 +13,6 @@ import comfy.conds
 import comfy.latent_formats
 import comfy.model_base
 import comfy.supported_models_base
-import comfy.utils
 
 from ...samplers.resshift_schedule import resshift_sigmas_table
 from .unet_swin import UNetModelSwin
@@ -109,6 +108,6 @@ class ResShiftModel(comfy.model_base.BaseModel):
             raise ValueError(f"the LR image in the conditioning is {tuple(lq.shape[-2:])} pixels but the latent is "
                              f"{tuple(noise.shape[-2:])}; encode the 'upscaled' output of the same 'ResShift Prepare "
                              "LR' node with the ResShift VAE")
-        out["c_concat"] = comfy.conds.CONDNoiseShape(comfy.utils.resize_to_batch_size(lq, noise.shape[0]))
+        out["c_concat"] = comfy.conds.CONDNoiseShape(lq)  # repeated to the batch by ComfyUI
         out.pop("c_crossattn", None)  # ResShift has no text conditioning
         return out
