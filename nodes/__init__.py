@@ -5,6 +5,9 @@ from . import ksampler_lists
 from .color_fix import ColorFix
 from .dossr_loader import DoSSRCheckpointLoader
 from .dossr_sampling import DoSSRSampler, DoSSRScheduler
+from .resshift_image import ResShiftCropOutput, ResShiftPrepareLR
+from .resshift_loader import ResShiftLoader
+from .resshift_sampling import ResShiftSampler, ResShiftScheduler
 from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
 from .tadsr import LoadTADSR, TADSREncode, TADSROneStep
@@ -29,6 +32,11 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     TiledDiffusion,
     TASRLoader,
     ApplyTASRAdapters,
+    ResShiftLoader,
+    ResShiftPrepareLR,
+    ResShiftScheduler,
+    ResShiftSampler,
+    ResShiftCropOutput,
 ]
 
 

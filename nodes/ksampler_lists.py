@@ -3,11 +3,15 @@
 ComfyUI's KSampler nodes hold references to these lists, so entries are appended in place (never
 rebinding a list), once. Dropdown calls pass no options, so each function's defaults must work alone.
 """
-SAMPLERS = {"dossr": ("..samplers.dossr_solver", "sample_dossr")}  # order 3, t1 = 500
+SAMPLERS = {
+    "dossr": ("..samplers.dossr_solver", "sample_dossr"),  # order 3, t1 = 500
+    "resshift": ("..samplers.resshift_sampler", "sample_resshift"),  # ResShift models only
+}
 SCHEDULERS = {
     "dossr": ("..samplers.dossr_schedule", "dossr_sigmas"),  # official spacing, t1 = 500
     "tds": ("..samplers.tds_schedule", "ksampler_tds"),  # a = 0.55 T, n = 2, full range
     "tasr_spaced": ("..samplers.tasr_schedule", "spaced_ddpm_sigmas"),  # TASR: space_timesteps(1000, "N"); use with ddpm
+    "resshift": ("..samplers.resshift_schedule", "resshift_sigmas"),  # the preset's steps, capped at T
 }
 
 

@@ -1,0 +1,50 @@
+"""The LR image around ResShift's network (SPEC §6): padding, the x4 bicubic input, the crop back.
+
+The official code reflect-pads each LR side bottom/right to a multiple of 64 LR pixels (the network's
+latent must divide by 2^3 levels x window 8), runs everything on the padded image and crops the
+output to 4x the original size. torch's reflect padding needs pad < side, so the official code fails
+for sides of 32 px or less; here the reflection repeats (the image mirrored back and forth, period
+2(n-1)), which equals torch's reflect whenever torch's works. A 1-px side is repeated.
+"""
+import torch
+import torch.nn.functional as F
+
+PAD_MULTIPLE = 64  # LR pixels
+SCALE = 4
+
+
+def padded_size(n: int, multiple: int = PAD_MULTIPLE) -> int:
+    return -(-n // multiple) * multiple
+
+
+def reflect_indices(n: int, total: int) -> torch.Tensor:
+    """Source index for each of `total` positions: 0..n-1, then mirrored back and forth (no edge repeat)."""
+    if n == 1:
+        return torch.zeros(total, dtype=torch.long)
+    period = 2 * (n - 1)
+    i = torch.arange(total) % period
+    return torch.where(i < n, i, period - i)
+
+
+def pad_lr(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
+    """(B, C, H, W) padded bottom/right by reflection to multiples of `multiple`."""
+    h, w = image.shape[-2:]
+    rows = reflect_indices(h, padded_size(h, multiple)).to(image.device)
+    cols = reflect_indices(w, padded_size(w, multiple)).to(image.device)
+    return image[..., rows, :][..., cols]
+
+
+def prepare_lr(image: torch.Tensor):
+    """ComfyUI IMAGE (B, H, W, 3) in [0, 1] -> (x4 bicubic of the padded LR as an IMAGE, lq in [-1, 1] (B, 3, h, w)).
+
+    The upscaled image is not clipped: bicubic's overshoot is kept, as the official code encodes it.
+    (Bicubic is linear, so upscaling in [0, 1] and the VAE's x * 2 - 1 equal the official order.)
+    """
+    lr = pad_lr(image[..., :3].movedim(-1, 1).float())
+    up = F.interpolate(lr, scale_factor=SCALE, mode="bicubic")
+    return up.movedim(1, -1), lr * 2 - 1
+
+
+def crop_output(image: torch.Tensor, lr_height: int, lr_width: int) -> torch.Tensor:
+    """The top-left 4h x 4w of an output IMAGE (B, H, W, C): the padding's share removed."""
+    return image[:, :SCALE * lr_height, :SCALE * lr_width]
