@@ -156,7 +156,8 @@ def test_a_missing_checkpoint_is_rejected_with_its_folder(comfy, lr_image, test_
     with pytest.raises(PromptRejected) as err:
         comfy.run(p)
     assert "dossr_onestep.ckpt" in err.value.messages()
-    assert str(test_model_dirs["dossr"]) in err.value.messages()  # where the user should put it
+    assert "is not in models/dossr/" in err.value.messages()  # where the user should put it
+    assert str(test_model_dirs["dossr"]) not in err.value.messages()  # named without the local path
 
 
 def test_a_wrong_file_in_the_dossr_folder_fails_saying_what_it_is(comfy, lr_image, shipped_models):

@@ -71,7 +71,7 @@ def test_a_truncated_file_is_refused(files):
     path = files["dir"] / "resshift_truncated.pth"
     data = files["raw"].read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(CheckpointError, match="resshift_truncated.pth is truncated, corrupt or not a checkpoint"):
+    with pytest.raises(CheckpointError, match="resshift_truncated.pth is a truncated PyTorch checkpoint"):
         load_resshift(str(path), str(files["vq"]))
 
 

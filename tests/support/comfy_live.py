@@ -157,7 +157,11 @@ class ComfyClient:
                         break
             return watched
 
-        return asyncio.run(asyncio.wait_for(watch(), timeout))
+        # Its own thread and event loop: a caller may already run one (playwright's sync API does).
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, asyncio.wait_for(watch(), timeout)).result()
 
     def output_images(self, outputs: dict, node_id: str) -> list[pathlib.Path]:
         """Saved images (type 'output') of one node; previews go to the temp folder and are left out."""
