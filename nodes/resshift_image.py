@@ -2,6 +2,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
+from .validation import check_inputs, require_valid_inputs
 
 
 def check_image(name: str, image: torch.Tensor):
@@ -32,7 +33,12 @@ class ResShiftPrepareLR(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+
+    @classmethod
     def execute(cls, image) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.resshift.lr_image import prepare_lr
         from ..model_patches.resshift.model import LQ_KEY
 
@@ -58,7 +64,12 @@ class ResShiftCropOutput(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+
+    @classmethod
     def execute(cls, image, lr_image) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.resshift.lr_image import SCALE, crop_output, padded_size
 
         h, w = lr_image.shape[1:3]

@@ -2,7 +2,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import model_file
+from .validation import check_inputs, model_file, require_valid_inputs
 
 FOLDER = "resshift"
 PRESET_OPTIONS = ["auto", "resshift_v1", "resshift_v3", "sinsr", "tad_sr"]
@@ -39,7 +39,12 @@ class ResShiftLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, ckpt_name=None, vae_name=None, preset=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, ckpt_name=None, vae_name=None, preset=None, **_) -> bool | str:
         for name, value in (("ckpt_name", ckpt_name), ("vae_name", vae_name)):
             ok = model_file(name, FOLDER, value, "download it from the ResShift or SinSR release")
             if ok is not True:
@@ -50,6 +55,7 @@ class ResShiftLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, ckpt_name, vae_name, preset="auto") -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.resshift.checkpoint import load_resshift
 
         model, vae, _ = load_resshift(folder_paths.get_full_path_or_raise(FOLDER, ckpt_name),

@@ -1,6 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
+from .validation import check_inputs, require_valid_inputs
 
 
 class ResShiftScheduler(io.ComfyNode):
@@ -23,7 +24,12 @@ class ResShiftScheduler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+
+    @classmethod
     def execute(cls, model, steps=0) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..samplers.resshift_schedule import resshift_sigmas
 
         return io.NodeOutput(resshift_sigmas(model.get_model_object("model_sampling"), steps))
@@ -44,7 +50,12 @@ class ResShiftSampler(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+
+    @classmethod
     def execute(cls) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         import comfy.samplers
 
         from ..samplers.resshift_sampler import sample_resshift

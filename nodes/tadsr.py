@@ -4,7 +4,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import model_file, one_of, raise_unless_valid
+from .validation import check_inputs, model_file, one_of, raise_unless_valid, require_valid_inputs
 
 FOLDER = "tadsr"
 T_S_MIN, T_S_MAX, T_S_DEFAULT = 1, 999, 500  # samplers/tadsr_one_step.py's range
@@ -71,7 +71,12 @@ class LoadTADSR(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, tadsr_name=None, time_vae=None, strength=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, tadsr_name=None, time_vae=None, strength=None, **_) -> bool | str:
         checked = model_file("tadsr_name", FOLDER, tadsr_name, "download tadsr.pkl from the TADSR release")
         if checked is not True:
             return checked
@@ -84,9 +89,10 @@ class LoadTADSR(io.ComfyNode):
 
     @classmethod
     def execute(cls, model, tadsr_name, time_vae, strength) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.tadsr.checkpoint import load_tadsr
 
-        raise_unless_valid(cls.validate_inputs(tadsr_name, time_vae, strength))
+        raise_unless_valid(cls.own_checks(tadsr_name, time_vae, strength))
         path = folder_paths.get_full_path_or_raise(FOLDER, tadsr_name)
         return io.NodeOutput(*load_tadsr(model, path, time_vae_path(time_vae), strength))
 
@@ -115,15 +121,21 @@ class TADSREncode(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t_s=None, mode=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, t_s=None, mode=None, **_) -> bool | str:
         checked = t_s_range(t_s)
         return one_of("mode", mode, MODES) if checked is True else checked
 
     @classmethod
     def execute(cls, image, vae, t_s, mode, seed) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.tadsr.time_aware_vae import TimeAwareEncoder, encode_moments, latent_from_moments
 
-        raise_unless_valid(cls.validate_inputs(t_s, mode))
+        raise_unless_valid(cls.own_checks(t_s, mode))
         if not isinstance(getattr(getattr(vae, "first_stage_model", None), "encoder", None), TimeAwareEncoder):
             raise ValueError("the vae input is not TADSR's time-aware VAE: connect the VAE output of Load TADSR")
         if image.shape[-1] == 1:
@@ -159,15 +171,21 @@ class TADSROneStep(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, t_s=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, t_s=None, **_) -> bool | str:
         return t_s_range(t_s)
 
     @classmethod
     def execute(cls, model, t_s) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         import comfy.samplers
 
         from ..samplers.tadsr_one_step import sample_tadsr_one_step, tadsr_sigmas
 
-        raise_unless_valid(cls.validate_inputs(t_s))
+        raise_unless_valid(cls.own_checks(t_s))
         sigmas = tadsr_sigmas(model.get_model_object("model_sampling"), t_s)
         return io.NodeOutput(comfy.samplers.KSAMPLER(sample_tadsr_one_step), sigmas)

@@ -2,7 +2,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import model_file
+from .validation import check_inputs, model_file, require_valid_inputs
 
 FOLDER = "tasr"
 TASRAdapters = io.Custom("TASR_ADAPTERS")
@@ -33,11 +33,17 @@ class TASRLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, tasr_name=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, tasr_name=None, **_) -> bool | str:
         return model_file("tasr_name", FOLDER, tasr_name, "download tasr_v1.pth from the TASR release")
 
     @classmethod
     def execute(cls, tasr_name) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.tasr.checkpoint import load_tasr
 
         return io.NodeOutput(*load_tasr(folder_paths.get_full_path_or_raise(FOLDER, tasr_name)))
@@ -63,7 +69,12 @@ class ApplyTASRAdapters(io.ComfyNode):
         )
 
     @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+
+    @classmethod
     def execute(cls, model, tasr_adapters) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.tasr.adapter_patch import apply_tasr_adapters
 
         return io.NodeOutput(apply_tasr_adapters(model, tasr_adapters))

@@ -1,7 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import raise_unless_valid
+from .validation import check_inputs, raise_unless_valid, require_valid_inputs
 
 BLENDS = ["gaussian", "uniform"]  # tile_grid.BLENDS (a test keeps them equal); no torch import at load time
 
@@ -37,13 +37,19 @@ class TiledDiffusion(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, tile_size=None, overlap=None, blend=None, tile_batch=None) -> bool | str:
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, tile_size=None, overlap=None, blend=None, tile_batch=None, **_) -> bool | str:
         from ..model_patches.tiling.tiled_model import check_settings
 
         return check_settings(tile_size, overlap, blend, tile_batch)
 
     @classmethod
     def execute(cls, model, tile_size, overlap, blend, tile_batch) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
         from ..model_patches.tiling.tiled_model import check_settings, patch_tiled_diffusion
 
         raise_unless_valid(check_settings(tile_size, overlap, blend, tile_batch))

@@ -88,6 +88,8 @@ def check_value(spec, value) -> str | None:
         if kind in FINITE_TENSORS and not _finite(value):
             return (f"{name} contains NaN or infinite values: the node that made it (often a sampler or "
                     f"VAE Decode) produced them")
+    elif isinstance(value, (numbers.Number, str, list, dict)):  # a pack's own socket type: never a JSON literal
+        return f"{name} must be connected to a {kind} output, got {_shown(value)}"
     return None
 
 

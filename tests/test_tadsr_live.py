@@ -87,7 +87,7 @@ def test_linked_t_s_out_of_range_fails_with_the_same_message(comfy, lr_image):
     p = tadsr_prompt(lr_image)
     p["20"] = {"class_type": "PrimitiveInt", "inputs": {"value": 1200}}
     p["6"]["inputs"]["t_s"] = ["20", 0]
-    with pytest.raises(ExecutionFailed, match="t_s must be between 1 and 999, got 1200"):
+    with pytest.raises(ExecutionFailed, match="t_s must be at least 1 and at most 999, got 1200"):
         comfy.run(p)
 
 

@@ -37,7 +37,7 @@ def test_bad_inputs_are_named(vae):
         encode(vae, torch.rand(1, 4, 40, 3))
     with pytest.raises(ValueError, match="image must have 1, 3 or 4 channels, got 2"):
         encode(vae, torch.rand(1, 32, 32, 2))
-    with pytest.raises(ValueError, match="t_s must be between 1 and 999, got 0"):
+    with pytest.raises(ValueError, match="t_s must be at least 1 and at most 999, got 0"):
         TADSREncode.execute(torch.rand(1, 32, 32, 3), vae, 0, "mean", 0)
     with pytest.raises(ValueError, match="mode must be one of"):
         TADSREncode.execute(torch.rand(1, 32, 32, 3), vae, 10, "median", 0)
