@@ -46,11 +46,29 @@ PROVIDER_NODES = {
     "p7": {"class_type": "BasicScheduler", "inputs": {"model": ["p1", 0], "scheduler": "normal", "steps": 2,
                                                       "denoise": 1.0}},
     "p8": {"class_type": "KSamplerSelect", "inputs": {"sampler_name": "euler"}},
+    # the models that only one method's nodes accept (tiny stand-ins from support/shipped_models.py)
+    "p9": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "v2-1_512-ema-pruned.safetensors"}},
+    "p10": {"class_type": "TimeAwareSR_LoadTADSR", "inputs": {"model": ["p9", 0], "tadsr_name": "tadsr.pkl",
+                                                              "time_vae": "time_vae", "strength": 1.0}},
+    "p11": {"class_type": "TimeAwareSR_TASRLoader", "inputs": {"tasr_name": "tasr_v1.pth"}},
+    "p12": {"class_type": "TimeAwareSR_ResShiftLoader", "inputs": {"ckpt_name": "resshift_realsrx4_s15_v1.pth",
+                                                                   "vae_name": "autoencoder_vq_f4.pth", "preset": "auto"}},
+    "p13": {"class_type": "ImageScaleBy", "inputs": {"image": ["p4", 0], "upscale_method": "bicubic", "scale_by": 4.0}},
 }
 PROVIDERS = {
     "MODEL": ["p1", 0], "VAE": ["p1", 1], "CONDITIONING": ["p1", 2], "CLIP": ["p2", 1], "CONTROL_NET": ["p2", 3],
     "UPSCALE_MODEL": ["p2", 4], "IMAGE": ["p4", 0], "MASK": ["p5", 0], "LATENT": ["p6", 0], "SIGMAS": ["p7", 0],
-    "SAMPLER": ["p8", 0],
+    "SAMPLER": ["p8", 0], "TASR_ADAPTERS": ["p11", 1],
+}
+# Nodes that take one method's model: its valid inputs come from that method's loader (keys are
+# socket kinds, or input names where one input needs another value of the same kind).
+NODE_PROVIDERS = {
+    "TimeAwareSR_LoadTADSR": {"MODEL": ["p9", 0]},
+    "TimeAwareSR_TADSREncode": {"VAE": ["p10", 1]},
+    "TimeAwareSR_TADSROneStep": {"MODEL": ["p10", 0]},
+    "TimeAwareSR_ApplyTASRAdapters": {"MODEL": ["p9", 0]},
+    "TimeAwareSR_ResShiftScheduler": {"MODEL": ["p12", 0]},
+    "TimeAwareSR_ResShiftCropOutput": {"image": ["p13", 0]},  # by input name: 4x its lr_image
 }
 WRONG_LINK = {"MODEL": ["p4", 0]}  # an IMAGE into a MODEL input; any socket gets a MASK otherwise
 WIDGETS = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}
@@ -99,11 +117,12 @@ def valid_values(node_id, info, comfy) -> dict:
     """Inputs that run: widget defaults, providers for sockets; a combo without a default tries its
     options in order (model folders may also hold files other tests left there on purpose)."""
     values, combos = {}, []
+    providers = {**PROVIDERS, **NODE_PROVIDERS.get(node_id, {})}
     for group in ("required", "optional"):
         for name, spec in info["input"].get(group, {}).items():
             kind = kind_of(spec)
-            if kind in PROVIDERS:
-                values[name] = PROVIDERS[kind]
+            if name in providers or kind in providers:
+                values[name] = providers.get(name, providers.get(kind))
             elif kind in WIDGETS:
                 default = spec[1].get("default") if len(spec) > 1 else None
                 if default is None and kind == "COMBO":
@@ -130,8 +149,9 @@ def cases(spec, kind) -> tuple[list, list]:
         opts = spec[1] if len(spec) > 1 else {}
         high = opts.get("max", HUGE)
         beyond = high + 1 if kind == "INT" else high + 0.5
-        always.append(("link", "PrimitiveInt" if kind == "INT" else "PrimitiveFloat", beyond))
-        sampled += ["abc", math.nan, math.inf, -math.inf, -5, -HUGE, HUGE, [1, 2]]
+        if kind == "FLOAT" or beyond <= 2**63 - 1:  # PrimitiveInt itself stops at 2^63 - 1 (a seed's max is 2^64 - 1)
+            always.append(("link", "PrimitiveInt" if kind == "INT" else "PrimitiveFloat", beyond))
+        sampled += ["abc", math.nan, math.inf, -math.inf, -5, -HUGE, HUGE]  # [a, b] is a link in the API format: ComfyUI's own check
         if kind == "INT":
             sampled += [("link", "PrimitiveInt", -HUGE), 2.5]
         else:
