@@ -130,7 +130,7 @@ def tiny_run(tmp_path):
     for i in range(2):
         Image.fromarray((rng.random((48, 48, 3)) * 255).astype(np.uint8)).save(folder / f"p{i}.png")
     cfg = {"batch": 2, "patch": 32, "lr": 5e-4, "ema": 0.998, "seed": 0, "threads": 1, "eval_every": 2, "eval_crop": 32,
-           "init": None, "photos": str(folder)}
+           "init": None, "photos": str(folder), "refine": 0.5, "lr_cosine_steps": 3}
     threads = torch.get_num_threads()
     yield load_training_script(), cfg, tmp_path
     torch.set_num_threads(threads)
@@ -183,6 +183,54 @@ def test_a_run_refuses_to_resume_with_another_configuration(tiny_run):
     train.train(cfg, tmp / "run", minutes=5, max_steps=1)
     with pytest.raises(SystemExit, match="was made with another configuration"):
         train.train({**cfg, "lr": 1e-3}, tmp / "run", minutes=5, max_steps=2)
+
+
+def test_a_run_from_before_the_refine_and_cosine_keys_resumes_with_their_defaults(tiny_run):
+    import torch
+
+    train, cfg, tmp = tiny_run
+    cfg = {**cfg, **train.RECIPE_DEFAULTS}
+    train.train(cfg, tmp / "run", minutes=5, max_steps=1)
+    state = torch.load(tmp / "run" / "last.pt", weights_only=True)
+    state["config"] = {k: v for k, v in state["config"].items() if k not in train.RECIPE_DEFAULTS}
+    torch.save(state, tmp / "run" / "last.pt")
+    assert train.train(cfg, tmp / "run", minutes=5, max_steps=2) == 2
+    with pytest.raises(SystemExit, match="was made with another configuration"):
+        train.train({**cfg, "refine": 0.3}, tmp / "run", minutes=5, max_steps=3)
+
+
+def test_the_learning_rate_is_constant_or_a_half_cosine_to_five_percent(tiny_run):
+    train, cfg = tiny_run[:2]
+    assert [train.learning_rate({**cfg, "lr_cosine_steps": None}, k) for k in (0, 7)] == [cfg["lr"]] * 2
+    steps = {**cfg, "lr_cosine_steps": 100}
+    for k, factor in ((0, 1.0), (50, 0.05 + 0.95 / 2), (100, 0.05), (250, 0.05)):
+        assert train.learning_rate(steps, k) == pytest.approx(cfg["lr"] * factor, rel=1e-12), k
+
+
+def test_refined_pairs_are_noised_from_the_emas_one_step_estimate(tiny_run):
+    """With an EMA whose residual is zero its 1-step estimate is the LR itself, so a refined pair's x_t
+    differs from the plain one (same t, same noise) by exactly sqrt(abar_t)(1 - eta_t)(lr - hr); pairs at
+    t1 - 1 and above are never refined."""
+    import torch
+
+    train, cfg, _ = tiny_run
+    abar, eta = train.schedules()
+    photos = train.load_photos(folder=cfg["photos"])
+
+    class ZeroResidual(torch.nn.Module):
+        def forward(self, x, t):
+            return torch.zeros_like(x[:, :3])
+
+    cfg = {**cfg, "batch": 64}
+    hr, lr, plain, t = train.batch_at(7, photos, {**cfg, "refine": 0.0}, abar, eta, ZeroResidual())
+    hr2, lr2, refined, t2 = train.batch_at(7, photos, {**cfg, "refine": 1.0}, abar, eta, ZeroResidual())
+    assert torch.equal(hr, hr2) and torch.equal(lr, lr2) and torch.equal(t, t2)
+    below = t < train.ONE_STEP_T
+    assert 0 < below.sum() < len(t)
+    shift = (abar[t].sqrt() * (1 - eta[t]))[:, None, None, None] * (lr - hr)
+    # float32 rounding of values of order 1
+    torch.testing.assert_close(refined[below], plain[below] + shift[below], atol=1e-5, rtol=0)
+    assert torch.equal(refined[~below], plain[~below])
 
 
 def test_clean_pairs_are_exactly_the_evaluations_bicubic_x4(tiny_run):
