@@ -208,26 +208,26 @@ def test_the_learning_rate_is_constant_or_a_half_cosine_to_five_percent(tiny_run
 
 
 def test_refined_pairs_are_noised_from_the_emas_one_step_estimate(tiny_run):
-    """With an EMA whose residual is zero its 1-step estimate is the LR itself, so a refined pair's x_t
-    differs from the plain one (same t, same noise) by exactly sqrt(abar_t)(1 - eta_t)(lr - hr); pairs at
-    t1 - 1 and above are never refined."""
+    """With an EMA whose residual is a quarter of its LR input, its 1-step estimate is 0.75 lr, so a refined
+    pair's x_t differs from the plain one (same t, same noise) by exactly sqrt(abar_t)(1 - eta_t)(0.75 lr - hr);
+    pairs at t1 - 1 and above are never refined."""
     import torch
 
     train, cfg, _ = tiny_run
     abar, eta = train.schedules()
     photos = train.load_photos(folder=cfg["photos"])
 
-    class ZeroResidual(torch.nn.Module):
+    class QuarterOfLR(torch.nn.Module):
         def forward(self, x, t):
-            return torch.zeros_like(x[:, :3])
+            return 0.25 * x[:, 3:]  # channels 3-5 are the LR condition
 
     cfg = {**cfg, "batch": 64}
-    hr, lr, plain, t = train.batch_at(7, photos, {**cfg, "refine": 0.0}, abar, eta, ZeroResidual())
-    hr2, lr2, refined, t2 = train.batch_at(7, photos, {**cfg, "refine": 1.0}, abar, eta, ZeroResidual())
+    hr, lr, plain, t = train.batch_at(7, photos, {**cfg, "refine": 0.0}, abar, eta, QuarterOfLR())
+    hr2, lr2, refined, t2 = train.batch_at(7, photos, {**cfg, "refine": 1.0}, abar, eta, QuarterOfLR())
     assert torch.equal(hr, hr2) and torch.equal(lr, lr2) and torch.equal(t, t2)
     below = t < train.ONE_STEP_T
     assert 0 < below.sum() < len(t)
-    shift = (abar[t].sqrt() * (1 - eta[t]))[:, None, None, None] * (lr - hr)
+    shift = (abar[t].sqrt() * (1 - eta[t]))[:, None, None, None] * (0.75 * lr - hr)
     # float32 rounding of values of order 1
     torch.testing.assert_close(refined[below], plain[below] + shift[below], atol=1e-5, rtol=0)
     assert torch.equal(refined[~below], plain[~below])
