@@ -6,7 +6,6 @@ Prints wall time per sampling run (5 model calls, CFG 1, same sigmas and seed) f
 their ratio, and each sampler's own per-step overhead measured with a free (identity) model, also
 for DoSSR with TSS per-pixel schedules (the map's own set-up included).
 """
-import argparse
 import pathlib
 import statistics
 import sys
@@ -17,30 +16,21 @@ import torch
 TESTS = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS))
 
+from support.benchmark import parse_args, random_sd21_unet  # noqa: E402
+
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="real", choices=["real", "tiny"])
-    ap.add_argument("--latent", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    a = ap.parse_args()
-    from support import env
-
-    env.setup(cpu=a.device == "cpu")
-    print(f"device: {env.device_name()}")
+    a = parse_args(latent=64, repeats=3)
     from types import SimpleNamespace
     import comfy.k_diffusion.sampling as kds
     import comfy.sample
     import comfy.samplers
     from support import ckpt_factory as cf
-    from timeaware_sr.model_patches.sd_components import build_unet
+    from support import env
     from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, etas_at_sigmas
     from timeaware_sr.samplers.dossr_solver import sample_dossr
 
-    sd = cf.unet_state_dict("sd21", a.size, "eps")
-    model = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
-    del sd
+    model = random_sd21_unet(a.size)
     ms = model.get_model_object("model_sampling")
     sigmas = dossr_sigmas(ms, 5)
     width = cf.unet_config("sd21", a.size)["context_dim"]

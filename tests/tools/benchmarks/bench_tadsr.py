@@ -12,7 +12,6 @@ TADSR's UNet LoRA changes weight values, not shapes or ops (ComfyUI merges the p
 weights when the model loads), so by default both pipelines run the plain random UNet; --with-lora
 patches it first, which needs ComfyUI's weight backup, about 3.4 GB more at real size.
 """
-import argparse
 import pathlib
 import statistics
 import sys
@@ -23,19 +22,15 @@ import torch
 TESTS = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(TESTS))
 
+from support.benchmark import parse_args, random_sd21_unet  # noqa: E402
+
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="real", choices=["real", "tiny"])
-    ap.add_argument("--lr", type=int, default=128, help="LR side; the output is 4x")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--with-lora", action="store_true", help="run both pipelines on the TADSR-patched UNet")
-    a = ap.parse_args()
-    from support import env
+    def own_arguments(ap):
+        ap.add_argument("--lr", type=int, default=128, help="LR side; the output is 4x")
+        ap.add_argument("--with-lora", action="store_true", help="run both pipelines on the TADSR-patched UNet")
 
-    env.setup(cpu=a.device == "cpu")
-    print(f"device: {env.device_name()}")
+    a = parse_args(repeats=3, add=own_arguments)
     import comfy.diffusers_convert
     import comfy.model_base
     import comfy.sample
@@ -43,14 +38,12 @@ def main():
     import comfy.utils
     from support import ckpt_factory as cf
     from support import tadsr_factory as tf
-    from timeaware_sr.model_patches.sd_components import build_unet, build_vae
+    from timeaware_sr.model_patches.sd_components import build_vae
     from timeaware_sr.model_patches.tadsr import checkpoint as ck
     from timeaware_sr.model_patches.tadsr.time_aware_vae import encode_moments, latent_from_moments
     from timeaware_sr.samplers.tadsr_one_step import sample_tadsr_one_step, tadsr_sigmas
 
-    sd = cf.unet_state_dict("sd21", a.size, "eps")
-    base = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()}, comfy.model_base.ModelType.EPS)
-    del sd
+    base = random_sd21_unet(a.size, comfy.model_base.ModelType.EPS)
     ckpt = ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict(a.size))
     model = ck.tadsr_model(base, ckpt) if a.with_lora else base
     vae_sd = tf.time_vae_state_dict(a.size)

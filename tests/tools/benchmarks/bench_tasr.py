@@ -7,7 +7,6 @@ ControlNet and with the TASR adapters applied, interleaved A B A B after one war
 prints min and median of each and their ratios. Real size needs about 8 GB of memory (SD 2.1 UNet,
 ControlNet and the 13 adapters in float32): run it under `flock /tmp/heavy.lock` on shared machines.
 """
-import argparse
 import pathlib
 import statistics
 import sys
@@ -43,18 +42,11 @@ def build(size):
     adapters = comfy.model_patcher.ModelPatcher(tf.adapters_module(size), mm.get_torch_device(), mm.unet_offload_device())
     return model, vae, control_net, adapters
 
+from support.benchmark import parse_args  # noqa: E402
+
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="real", choices=["real", "tiny"])
-    ap.add_argument("--latent", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    a = ap.parse_args()
-    from support import env
-
-    env.setup(cpu=a.device == "cpu")
-    print(f"device: {env.device_name()}")
+    a = parse_args(latent=64, repeats=5)
     import comfy.model_management
     from support import tasr_factory as tf
     from timeaware_sr.model_patches.tasr.adapter_patch import apply_tasr_adapters

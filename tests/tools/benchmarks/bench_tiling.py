@@ -1,8 +1,12 @@
 """Memory and time of Tiled Diffusion (issue 15): one model call on the whole latent against the same
 call in tiles, in one run.
 
-    python tests/tools/benchmarks/bench_tiling.py [--model tiny-sd21|starter] [--latent 256]
+    python tests/tools/benchmarks/bench_tiling.py [--model tiny-sd21|real-sd21|starter] [--latent 256]
         [--tile 64] [--overlap 16] [--tile-batch 4] [--repeats 1] [--device cpu|cuda]
+
+real-sd21: a real-size SD 2.1 UNet (random weights, float32 on CPU) with a 1024-wide text context. A
+tiled call's peak does not grow with the latent beyond two latent-sized float32 accumulators (the x0
+sum and the weight sum), so its peak at one size gives the peak at any larger size plus those.
 
 --latent 256 is a 2048² output for an SD model (the starter model is pixel-space: its latent is the
 image). Peak memory: on CPU, the growth of the process's peak resident set during the call (Linux
@@ -50,7 +54,7 @@ def build(model_name, latent, device):
     """(MODEL, x, the call's conditioning): the starter with its LR as the concat latent, or a tiny
     SD 2.1 UNet (real block structure and attention, narrow channels) with a text context."""
     from support import ckpt_factory as cf
-    from timeaware_sr.model_patches.sd_components import build_unet
+    from support.benchmark import random_sd21_unet
 
     if model_name == "starter":
         from support.starter_eval import WEIGHTS
@@ -58,17 +62,17 @@ def build(model_name, latent, device):
 
         x = torch.randn(1, 3, latent, latent, device=device)
         return load_starter(str(WEIGHTS))[0], x, {"c_concat": x.clone()}
-    sd = cf.unet_state_dict("sd21", "tiny", "eps")
+    size = "real" if model_name == "real-sd21" else "tiny"
     x = torch.randn(1, 4, latent, latent, device=device)
-    context = torch.randn(1, 77, cf.TINY_CONTEXT, device=device)
-    return build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()}), x, {"c_crossattn": context}
+    context = torch.randn(1, 77, 1024 if size == "real" else cf.TINY_CONTEXT, device=device)
+    return random_sd21_unet(size), x, {"c_crossattn": context}
 
 
 def main():
     if sys.platform.startswith("linux") and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
         os.execve(sys.executable, [sys.executable, *sys.argv], dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="tiny-sd21", choices=["tiny-sd21", "starter"])
+    ap.add_argument("--model", default="tiny-sd21", choices=["tiny-sd21", "real-sd21", "starter"])
     ap.add_argument("--latent", type=int, default=256)
     ap.add_argument("--tile", type=int, default=64)
     ap.add_argument("--overlap", type=int, default=16)

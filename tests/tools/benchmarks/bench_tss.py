@@ -6,7 +6,6 @@ Prints the UNet forward time unpatched, patched with no map, and patched with a 
 (a TDS+SDS map with many distinct timesteps), their ratios, and the TSS sampler's own per-step cost
 next to one model call.
 """
-import argparse
 import pathlib
 import statistics
 import sys
@@ -16,31 +15,22 @@ import torch
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
+from support.benchmark import parse_args, random_sd21_unet  # noqa: E402
+
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--size", default="real", choices=["real", "tiny"])
-    ap.add_argument("--latent", type=int, default=64)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    a = ap.parse_args()
-    from support import env
-
-    env.setup(cpu=a.device == "cpu")
-    print(f"device: {env.device_name()}")
+    a = parse_args(latent=64, repeats=5)
     from types import SimpleNamespace
 
     from support import ckpt_factory as cf
+    from support import env
     import comfy.model_management
     import comfy.samplers
-    from timeaware_sr.model_patches.sd_components import build_unet
     from timeaware_sr.model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, patch_spatial_timesteps
     from timeaware_sr.samplers.pixel_schedule import pixel_schedule
     from timeaware_sr.samplers.tss_sampler import sample_tss, tss_timesteps
 
-    sd = cf.unet_state_dict("sd21", a.size, "eps")
-    model = build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
-    del sd
+    model = random_sd21_unet(a.size)
     patched = patch_spatial_timesteps(model)
     ms = model.get_model_object("model_sampling")
     width = cf.unet_config("sd21", a.size)["context_dim"]
