@@ -98,6 +98,22 @@ class LoadTADSR(io.ComfyNode):
         return io.NodeOutput(*load_tadsr(model, path, time_vae_path(time_vae), strength))
 
 
+def encode_inputs() -> list:
+    """The inputs TADSR Encode and TADSR Encode (Tiled) share."""
+    return [
+        io.Image.Input("image", tooltip="The upscaled LR image (e.g. bicubic x4). Grayscale is used as RGB, "
+                       "alpha is dropped."),
+        io.Vae.Input("vae", tooltip="The time-aware VAE from Load TADSR."),
+        io.Int.Input("t_s", default=T_S_DEFAULT, min=T_S_MIN, max=T_S_MAX, tooltip=T_S_TOOLTIP),
+        io.Combo.Input("mode", options=MODES, default="sample",
+                       tooltip="sample: mean + std * noise from the seed, as the official code (a slightly "
+                       "different result per seed; tiled or not, the same noise). mean: the posterior mean, "
+                       "deterministic."),
+        io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip="Noise seed for 'sample' (changes fine grain only); unused for 'mean'."),
+    ]
+
+
 class TADSREncode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -108,17 +124,7 @@ class TADSREncode(io.ComfyNode):
             description="Encodes the upscaled low-resolution image with TADSR's time-aware encoder at timestep t_s. "
             "Feed it the x4 (bicubic) upscale; sizes are cropped to a multiple of 8 like VAE Encode. For large images "
             "use TADSR Encode (Tiled).",
-            inputs=[
-                io.Image.Input("image", tooltip="The upscaled LR image (e.g. bicubic x4). Grayscale is used as RGB, "
-                               "alpha is dropped."),
-                io.Vae.Input("vae", tooltip="The time-aware VAE from Load TADSR."),
-                io.Int.Input("t_s", default=T_S_DEFAULT, min=T_S_MIN, max=T_S_MAX, tooltip=T_S_TOOLTIP),
-                io.Combo.Input("mode", options=MODES, default="sample",
-                               tooltip="sample: mean + std * noise from the seed, as the official code (a slightly "
-                               "different result per seed). mean: the posterior mean, deterministic."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed for 'sample' (changes fine grain only); unused for 'mean'."),
-            ],
+            inputs=encode_inputs(),
             outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step.")],
         )
 
@@ -169,15 +175,7 @@ class TADSREncodeTiled(io.ComfyNode):
             "their latents are blended, as stock VAE Encode (Tiled) does (three tile layouts averaged), so memory "
             "stays that of one tile. An image no larger than one tile gives exactly TADSR Encode's result.",
             inputs=[
-                io.Image.Input("image", tooltip="The upscaled LR image (e.g. bicubic x4), any size. Grayscale is used "
-                               "as RGB, alpha is dropped."),
-                io.Vae.Input("vae", tooltip="The time-aware VAE from Load TADSR."),
-                io.Int.Input("t_s", default=T_S_DEFAULT, min=T_S_MIN, max=T_S_MAX, tooltip=T_S_TOOLTIP),
-                io.Combo.Input("mode", options=MODES, default="sample",
-                               tooltip="sample: mean + std * noise from the seed, as the official code (the same noise "
-                               "as untiled TADSR Encode). mean: the posterior mean, deterministic."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed for 'sample' (changes fine grain only); unused for 'mean'."),
+                *encode_inputs(),
                 io.Int.Input("tile_size", default=TILE_DEFAULT, min=TILE_MIN, max=4096, step=64,
                              tooltip="Tile side in pixels (a multiple of 16). Smaller tiles use less memory; larger "
                              "tiles see more context, so faint tile borders are rarer."),
