@@ -149,12 +149,17 @@ def test_bad_tadsr_encode_tiles_are_refused_when_queued(comfy, lr_image, tiles, 
     assert message in refused.value.messages()
 
 
-def test_resshift_runs_with_stock_tiled_vae_encode_and_decode(comfy, lr_image):
-    """96 x 64 LR -> padded 128 x 64 -> x4 = 512 x 256 pixels, 128 x 64 latent: 128-px tiles split both."""
+def test_resshift_runs_with_stock_tiled_vae_encode_and_decode_and_tiled_diffusion(comfy, lr_image):
+    """96 x 64 LR -> padded 128 x 64 -> x4 = 512 x 256 pixels, 128 x 64 latent: 128-px VAE tiles and
+    32-latent-px model tiles split it (the LR conditioning is cropped per tile like any latent-sized input)."""
     p = prompt_of(comfy, "sinsr_onestep_x4", lr_image)
     for stock in ("VAEEncode", "VAEDecode"):
         node = p[node_of(p, stock)]
         node["class_type"] = stock + "Tiled"
         node["inputs"].update(tile_size=128, overlap=32, temporal_size=64, temporal_overlap=8)
+    loader = node_of(p, "TimeAwareSR_ResShiftLoader")
+    p["100"] = {"class_type": "TimeAwareSR_TiledDiffusion",
+                "inputs": {"model": [loader, 0], "tile_size": 32, "overlap": 8, "blend": "gaussian", "tile_batch": 4}}
+    p[node_of(p, "BasicGuider")]["inputs"]["model"] = ["100", 0]
     out = run_saved(comfy, p)
     assert out.shape == (256, 384, 3) and np.isfinite(out).all() and out.std() > 1
