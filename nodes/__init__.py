@@ -10,7 +10,7 @@ from .resshift_loader import ResShiftLoader
 from .resshift_sampling import ResShiftSampler, ResShiftScheduler
 from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
-from .tadsr import LoadTADSR, TADSREncode, TADSROneStep
+from .tadsr import LoadTADSR, TADSREncode, TADSREncodeTiled, TADSROneStep
 from .tasr import ApplyTASRAdapters, TASRLoader
 from .tds_scheduler import TDSScheduler
 from .tiling import TiledDiffusion
@@ -28,6 +28,7 @@ NODE_LIST: list[type[io.ComfyNode]] = [
     TSSSampler,
     LoadTADSR,
     TADSREncode,
+    TADSREncodeTiled,
     TADSROneStep,
     TiledDiffusion,
     TASRLoader,

@@ -9,6 +9,7 @@ from .validation import check_inputs, model_file, one_of, raise_unless_valid, re
 FOLDER = "tadsr"
 T_S_MIN, T_S_MAX, T_S_DEFAULT = 1, 999, 500  # samplers/tadsr_one_step.py's range
 MODES = ["sample", "mean"]
+TILE_DEFAULT, TILE_MIN, OVERLAP_DEFAULT = 512, 64, 64  # VAE Encode (Tiled)'s defaults and minimum (tiled_encode.MIN_TILE)
 T_S_TOOLTIP = ("TADSR's timestep t_s: how much the model may change the picture. Smaller (100-300) stays faithful "
                "to the input and invents little; larger (700-999) is more generative, with sharper invented texture "
                "that may drift from the input. 500 is the paper's setting. Use the same value in TADSR Encode and "
@@ -97,6 +98,22 @@ class LoadTADSR(io.ComfyNode):
         return io.NodeOutput(*load_tadsr(model, path, time_vae_path(time_vae), strength))
 
 
+def encode_inputs() -> list:
+    """The inputs TADSR Encode and TADSR Encode (Tiled) share."""
+    return [
+        io.Image.Input("image", tooltip="The upscaled LR image (e.g. bicubic x4). Grayscale is used as RGB, "
+                       "alpha is dropped."),
+        io.Vae.Input("vae", tooltip="The time-aware VAE from Load TADSR."),
+        io.Int.Input("t_s", default=T_S_DEFAULT, min=T_S_MIN, max=T_S_MAX, tooltip=T_S_TOOLTIP),
+        io.Combo.Input("mode", options=MODES, default="sample",
+                       tooltip="sample: mean + std * noise from the seed, as the official code (a slightly "
+                       "different result per seed; tiled or not, the same noise). mean: the posterior mean, "
+                       "deterministic."),
+        io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                     tooltip="Noise seed for 'sample' (changes fine grain only); unused for 'mean'."),
+    ]
+
+
 class TADSREncode(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -105,18 +122,9 @@ class TADSREncode(io.ComfyNode):
             display_name="TADSR Encode",
             category=f"{CATEGORY}/latent",
             description="Encodes the upscaled low-resolution image with TADSR's time-aware encoder at timestep t_s. "
-            "Feed it the x4 (bicubic) upscale; sizes are cropped to a multiple of 8 like VAE Encode.",
-            inputs=[
-                io.Image.Input("image", tooltip="The upscaled LR image (e.g. bicubic x4). Grayscale is used as RGB, "
-                               "alpha is dropped."),
-                io.Vae.Input("vae", tooltip="The time-aware VAE from Load TADSR."),
-                io.Int.Input("t_s", default=T_S_DEFAULT, min=T_S_MIN, max=T_S_MAX, tooltip=T_S_TOOLTIP),
-                io.Combo.Input("mode", options=MODES, default="sample",
-                               tooltip="sample: mean + std * noise from the seed, as the official code (a slightly "
-                               "different result per seed). mean: the posterior mean, deterministic."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed for 'sample' (changes fine grain only); unused for 'mean'."),
-            ],
+            "Feed it the x4 (bicubic) upscale; sizes are cropped to a multiple of 8 like VAE Encode. For large images "
+            "use TADSR Encode (Tiled).",
+            inputs=encode_inputs(),
             outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step.")],
         )
 
@@ -133,21 +141,68 @@ class TADSREncode(io.ComfyNode):
     @classmethod
     def execute(cls, image, vae, t_s, mode, seed) -> io.NodeOutput:
         require_valid_inputs(cls, locals())
-        from ..model_patches.tadsr.time_aware_vae import TimeAwareEncoder, encode_moments, latent_from_moments
-
         raise_unless_valid(cls.own_checks(t_s, mode))
-        if not isinstance(getattr(getattr(vae, "first_stage_model", None), "encoder", None), TimeAwareEncoder):
-            raise ValueError("the vae input is not TADSR's time-aware VAE: connect the VAE output of Load TADSR")
-        if image.shape[-1] == 1:
-            image = image.expand(*image.shape[:-1], 3)
-        elif image.shape[-1] == 4:
-            image = image[..., :3]
-        elif image.shape[-1] != 3:
-            raise ValueError(f"image must have 1, 3 or 4 channels, got {image.shape[-1]}")
-        if image.shape[1] < 8 or image.shape[2] < 8:
-            raise ValueError(f"image is {image.shape[2]}x{image.shape[1]}; TADSR Encode needs at least 8x8 pixels")
-        moments = encode_moments(vae, image, t_s)
-        return io.NodeOutput({"samples": latent_from_moments(moments, seed if mode == "sample" else None)})
+        return io.NodeOutput({"samples": encode_latent(image, vae, t_s, mode, seed)})
+
+
+def encode_latent(image, vae, t_s, mode, seed, tile=None, overlap=0):
+    """TADSR Encode's work, whole (tile None) or in tiles: checks, RGB, moments, then the latent."""
+    from ..model_patches.tadsr.time_aware_vae import TimeAwareEncoder, encode_moments, latent_from_moments
+
+    if not isinstance(getattr(getattr(vae, "first_stage_model", None), "encoder", None), TimeAwareEncoder):
+        raise ValueError("the vae input is not TADSR's time-aware VAE: connect the VAE output of Load TADSR")
+    if image.shape[-1] == 1:
+        image = image.expand(*image.shape[:-1], 3)
+    elif image.shape[-1] == 4:
+        image = image[..., :3]
+    elif image.shape[-1] != 3:
+        raise ValueError(f"image must have 1, 3 or 4 channels, got {image.shape[-1]}")
+    if image.shape[1] < 8 or image.shape[2] < 8:
+        raise ValueError(f"image is {image.shape[2]}x{image.shape[1]}; TADSR Encode needs at least 8x8 pixels")
+    moments = encode_moments(vae, image, t_s, tile, overlap)
+    # the noise is drawn once over the whole latent: tiled or not, the same seed gives the same noise
+    return latent_from_moments(moments, seed if mode == "sample" else None)
+
+
+class TADSREncodeTiled(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="TimeAwareSR_TADSREncodeTiled",
+            display_name="TADSR Encode (Tiled)",
+            category=f"{CATEGORY}/latent",
+            description="TADSR Encode for large images: the time-aware encoder runs on overlapping pixel tiles and "
+            "their latents are blended, as stock VAE Encode (Tiled) does (three tile layouts averaged), so memory "
+            "stays that of one tile. An image no larger than one tile gives exactly TADSR Encode's result.",
+            inputs=[
+                *encode_inputs(),
+                io.Int.Input("tile_size", default=TILE_DEFAULT, min=TILE_MIN, max=4096, step=64,
+                             tooltip="Tile side in pixels (a multiple of 16). Smaller tiles use less memory; larger "
+                             "tiles see more context, so faint tile borders are rarer."),
+                io.Int.Input("overlap", default=OVERLAP_DEFAULT, min=0, max=4096, step=32,
+                             tooltip="Pixels shared by neighbouring tiles (a multiple of 8, below tile_size / 2), "
+                             "blended smoothly so tile borders do not show. More overlap costs more time."),
+            ],
+            outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step, the same size as TADSR Encode's.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, **values) -> bool | str:
+        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
+        return cls.own_checks(**values) if found is True else found
+
+    @classmethod
+    def own_checks(cls, t_s=None, mode=None, tile_size=None, overlap=None, **_) -> bool | str:
+        from ..model_patches.tiling.tiled_encode import check_tiles
+
+        checked = TADSREncode.own_checks(t_s, mode)
+        return check_tiles(tile_size, overlap) if checked is True else checked
+
+    @classmethod
+    def execute(cls, image, vae, t_s, mode, seed, tile_size, overlap) -> io.NodeOutput:
+        require_valid_inputs(cls, locals())
+        raise_unless_valid(cls.own_checks(t_s, mode, tile_size, overlap))
+        return io.NodeOutput({"samples": encode_latent(image, vae, t_s, mode, seed, tile_size, overlap)})
 
 
 class TADSROneStep(io.ComfyNode):

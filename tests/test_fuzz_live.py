@@ -65,6 +65,7 @@ PROVIDERS = {
 NODE_PROVIDERS = {
     "TimeAwareSR_LoadTADSR": {"MODEL": ["p9", 0]},
     "TimeAwareSR_TADSREncode": {"VAE": ["p10", 1]},
+    "TimeAwareSR_TADSREncodeTiled": {"VAE": ["p10", 1]},
     "TimeAwareSR_TADSROneStep": {"MODEL": ["p10", 0]},
     "TimeAwareSR_ApplyTASRAdapters": {"MODEL": ["p9", 0]},
     "TimeAwareSR_ResShiftScheduler": {"MODEL": ["p12", 0]},

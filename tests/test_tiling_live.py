@@ -1,5 +1,7 @@
 """Tiled Diffusion inside a real ComfyUI server: the large-image workflow at a reduced size with tiles
-small enough to split it, the starter model tiled vs untiled, TSS + tiles, bad sizes refused."""
+small enough to split it, the starter model tiled vs untiled, TSS + tiles, bad sizes refused; the
+methods' own encoders in tiles: TADSR Encode (Tiled) in the shipped TADSR workflow, ResShift's
+workflow with stock VAE Encode / Decode (Tiled)."""
 import io
 import shutil
 
@@ -108,3 +110,56 @@ def test_bad_sizes_are_refused_when_queued(comfy, lr_image, tiles, name):
     with pytest.raises(PromptRejected) as refused:
         comfy.queue(p)
     assert name in refused.value.messages()
+
+
+# --- the methods' own encoders on large images: TADSR Encode (Tiled), ResShift's VQ through stock tiled VAE nodes ---
+
+def tadsr_prompt(comfy, lr_image, tiles=None, mode="sample"):
+    """The shipped TADSR workflow; with `tiles`, its TADSR Encode replaced by TADSR Encode (Tiled)."""
+    p = prompt_of(comfy, "tadsr_x4", lr_image)
+    encode = p[node_of(p, "TimeAwareSR_TADSREncode")]
+    encode["inputs"]["mode"] = mode
+    if tiles is not None:
+        encode["class_type"] = "TimeAwareSR_TADSREncodeTiled"
+        encode["inputs"].update(tiles)
+    return p
+
+
+def run_saved(comfy, p):
+    return saved(comfy, comfy.run(p), node_of(p, "SaveImage"))
+
+
+def test_tadsr_encode_tiled_runs_in_tiles_and_within_one_tile_is_tadsr_encode(comfy, lr_image):
+    untiled = run_saved(comfy, tadsr_prompt(comfy, lr_image))
+    one_tile = run_saved(comfy, tadsr_prompt(comfy, lr_image, dict(tile_size=512, overlap=64)))
+    assert np.array_equal(one_tile, untiled)  # 384 x 256 fits one tile: bitwise, the seed's noise included
+    tiled = run_saved(comfy, tadsr_prompt(comfy, lr_image, dict(tile_size=128, overlap=32)))  # 3 layouts of tiles
+    assert tiled.shape == untiled.shape == (256, 384, 3) and tiled.std() > 1
+    assert not np.array_equal(tiled, untiled)  # it really tiled (random tiny weights: no closeness to expect)
+
+
+@pytest.mark.parametrize("tiles, message", [
+    (dict(tile_size=128, overlap=64), "overlap must be below half of tile_size"),
+    (dict(tile_size=136, overlap=16), "tile_size must be at least 64 and a multiple of 16 pixels, got 136"),
+    (dict(tile_size=128, overlap=20), "overlap must be 0 or more and a multiple of 8 pixels, got 20"),
+])
+def test_bad_tadsr_encode_tiles_are_refused_when_queued(comfy, lr_image, tiles, message):
+    with pytest.raises(PromptRejected) as refused:
+        comfy.queue(tadsr_prompt(comfy, lr_image, tiles))
+    assert message in refused.value.messages()
+
+
+def test_resshift_runs_with_stock_tiled_vae_encode_and_decode_and_tiled_diffusion(comfy, lr_image):
+    """96 x 64 LR -> padded 128 x 64 -> x4 = 512 x 256 pixels, 128 x 64 latent: 128-px VAE tiles and
+    32-latent-px model tiles split it (the LR conditioning is cropped per tile like any latent-sized input)."""
+    p = prompt_of(comfy, "sinsr_onestep_x4", lr_image)
+    for stock in ("VAEEncode", "VAEDecode"):
+        node = p[node_of(p, stock)]
+        node["class_type"] = stock + "Tiled"
+        node["inputs"].update(tile_size=128, overlap=32, temporal_size=64, temporal_overlap=8)
+    loader = node_of(p, "TimeAwareSR_ResShiftLoader")
+    p["100"] = {"class_type": "TimeAwareSR_TiledDiffusion",
+                "inputs": {"model": [loader, 0], "tile_size": 32, "overlap": 8, "blend": "gaussian", "tile_batch": 4}}
+    p[node_of(p, "BasicGuider")]["inputs"]["model"] = ["100", 0]
+    out = run_saved(comfy, p)
+    assert out.shape == (256, 384, 3) and np.isfinite(out).all() and out.std() > 1

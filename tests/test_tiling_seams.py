@@ -2,10 +2,9 @@
 photo, tiled vs untiled. Prints the PSNR between them and the gradient energy on tile borders
 against interior pixels.
 
-Size: the issue asks for 1024² with 256-px tiles; on 2 shared CPU cores one untiled starter call at
-512² already takes ~25 s (1024² ~100 s), so this runs the largest size that stays under ~60 s for
-both runs, 448², with 256-px tiles overlapping by 64 (2 x 2 tiles, one seam each way: the seams
-are the same kind at any size).
+Size: the issue's, 1024² with 256-px tiles overlapping by 64 (4 x 4 tiles, three seams each way).
+Both calls together took 140 s on this project's shared 2-core machine (the untiled call dominates;
+the process peaks at about 2.6 GB resident).
 
 Gradient energy: the border lines' mean squared pixel difference against that of the interior lines
 within 16 px. On a photo this ratio is not 1 even untiled (content), so the test bounds the tiled
@@ -22,16 +21,20 @@ from timeaware_sr.model_patches.starter.starter_sr import load_starter
 from timeaware_sr.model_patches.tiling.tile_grid import tile_starts
 from timeaware_sr.model_patches.tiling.tiled_model import patch_tiled_diffusion
 
-SIZE, TILE, OVERLAP = 448, 256, 64
+SIZE, TILE, OVERLAP = 1024, 256, 64
 NEAR = 16  # interior lines compared with each border line: those within 16 px
 
 
 def photo(size):
-    """A size x size real photo without junctions: chelsea (384 x 256) enlarged x2, centre crop."""
+    """A size x size real photo without junctions: chelsea (384 x 256) enlarged by the smallest whole
+    factor that covers size x size (x4 for 1024²), centre crop."""
     from PIL import Image
 
-    big = bicubic(np.asarray(Image.open(DATA / "chelsea_hr.png").convert("RGB")), (768, 512))
-    y, x = (512 - size) // 2, (768 - size) // 2
+    small = np.asarray(Image.open(DATA / "chelsea_hr.png").convert("RGB"))
+    factor = -(-size // min(small.shape[:2]))
+    height, width = small.shape[0] * factor, small.shape[1] * factor
+    big = bicubic(small, (width, height))
+    y, x = (height - size) // 2, (width - size) // 2
     return np.ascontiguousarray(big[y:y + size, x:x + size])
 
 

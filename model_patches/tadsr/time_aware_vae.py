@@ -92,17 +92,30 @@ def install_time_aware_encoder(vae, encoder_sd: dict):
     return vae
 
 
-def encode_moments(vae, pixels: torch.Tensor, t_s: int) -> torch.Tensor:
+def encode_moments(vae, pixels: torch.Tensor, t_s: int, tile: int | None = None, overlap: int = 0) -> torch.Tensor:
     """The TAE's Gaussian parameters (mean, logvar stacked on channels) for ComfyUI IMAGE pixels
-    (B,H,W,C in [0,1]); the VAE is loaded the way stock VAE Encode loads it."""
+    (B,H,W,C in [0,1]); the VAE is loaded the way stock VAE Encode loads it. With `tile` (pixels), an
+    image larger than one tile is encoded in overlapping tiles by VAE Encode (Tiled)'s rule
+    (model_patches/tiling/tiled_encode.py); both moments are blended alike."""
     import comfy.model_management as mm
 
-    x = vae.process_input(vae.vae_encode_crop_pixels(pixels).movedim(-1, 1))
-    mm.load_models_gpu([vae.patcher], memory_required=vae.memory_used_encode(x.shape, vae.vae_dtype))
+    from ..tiling.tiled_encode import fits_one_tile, tiled_encode
+
+    x = vae.vae_encode_crop_pixels(pixels).movedim(-1, 1)
+    whole = tile is None or fits_one_tile(x.shape[2], x.shape[3], tile)
+    loaded_shape = x.shape if whole else (1, x.shape[1], tile, tile)  # the largest tile (all layouts: tile² pixels)
+    mm.load_models_gpu([vae.patcher], memory_required=vae.memory_used_encode(loaded_shape, vae.vae_dtype))
     fsm = vae.first_stage_model
-    with torch.no_grad():
-        x = x.to(vae.device, vae.vae_dtype)
-        return fsm.quant_conv(fsm.encoder(x, t_s)).to(vae.output_device).float()
+
+    def moments(px):
+        with torch.no_grad():
+            px = vae.process_input(px).to(vae.device, vae.vae_dtype)
+            return fsm.quant_conv(fsm.encoder(px, t_s)).to(vae.output_device).float()
+
+    if whole:
+        return moments(x)
+    return tiled_encode(x, moments, tile, overlap, vae.spacial_compression_encode(), 2 * vae.latent_channels,
+                        vae.output_device)
 
 
 def latent_from_moments(moments: torch.Tensor, seed: int | None) -> torch.Tensor:

@@ -27,7 +27,8 @@ No hashes are published by the authors.
 `preset` on the loader (auto reads it from the file name; a wrong one gives blur or noise),
 `steps` on the ResShift Scheduler (0 = the checkpoint's own), the seed. The LR is reflect-padded to a
 multiple of 64 px and cropped back after decoding; images with a side of 32 px or less work (the padding
-mirrors repeatedly). Big images: use VAE Decode (Tiled); the network itself runs on the whole latent.
+mirrors repeatedly). Big images: swap VAE Encode and VAE Decode for VAE Encode (Tiled) and VAE Decode (Tiled),
+and put Tiled Diffusion (TimeAwareSR) between the loader's MODEL and BasicGuider for the network itself.
 """
 
 

@@ -22,7 +22,8 @@ FILES_NOTE = f"""
 - `strength` (Load TADSR): 1.0 is the paper's model.
 - Leave `add_noise` off and `cfg` at 1 (TADSR has no CFG); CFG > 1 with a negative prompt also runs.
 - Preprocessing is ComfyUI's bicubic (a = -0.75); the official code uses PIL's (a = -0.5), so results differ slightly.
-- VAE Decode (Tiled) keeps memory flat for large outputs; the colour fix is AdaIN, as the official default.
+- VAE Decode (Tiled) keeps memory flat for large outputs; for large inputs swap TADSR Encode for TADSR Encode (Tiled)
+  (same wiring plus tile_size / overlap). The colour fix is AdaIN, as the official default.
 """
 
 
