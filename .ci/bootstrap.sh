@@ -40,9 +40,15 @@ if [ ! -f "$stamp" ]; then
     pip_ torch torchvision
   fi
   step "installing ComfyUI's requirements"
-  # torch/torchvision are installed above; torchaudio's registry build does not match them.
+  # torch/torchvision are installed above and stay as they are: torchaudio's newest registry build
+  # may lag torch's, so it is installed pinned to the torch in place (newer ComfyUI imports it at
+  # start-up, in comfy/sd.py; 0.3.75 only in its audio nodes).
   grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$VENV/comfy-requirements.txt"
-  pip_ -r "$VENV/comfy-requirements.txt" requests
+  torch_pin="torch==$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
+  if grep -qE '^\s*torchaudio\s*$' "$COMFY/requirements.txt"; then
+    pip_ torchaudio "$torch_pin"
+  fi
+  pip_ -r "$VENV/comfy-requirements.txt" requests "$torch_pin"
   step "installing test tools"
   pip_ pytest
   touch "$stamp"

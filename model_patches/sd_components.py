@@ -118,6 +118,8 @@ def build_sd2_text_encoder(te_sd: dict):
 
 def build_upscale_model(esrgan_sd: dict, component: str = "ESRGAN preprocessor"):
     """spandrel ImageModelDescriptor (ComfyUI's UPSCALE_MODEL) for BasicSR RRDBNet weights."""
+    import comfy.model_management as mm
+    import comfy.model_patcher
     from spandrel import ImageModelDescriptor, ModelLoader
 
     try:
@@ -126,4 +128,8 @@ def build_upscale_model(esrgan_sd: dict, component: str = "ESRGAN preprocessor")
         raise CheckpointError(f"the {component} weights are not a loadable ESRGAN: {str(e)[:200]}") from None
     if not isinstance(model, ImageModelDescriptor):
         raise CheckpointError(f"the {component} weights are not a single-image upscaler")
+    # What ComfyUI's own Load Upscale Model adds since July 2026 (0.3.75 does not): stock Upscale Image (using Model)
+    # moves the network through this patcher, so the pack's UPSCALE_MODEL must carry one too.
+    model.patcher = comfy.model_patcher.ModelPatcher(model.model, load_device=mm.get_torch_device(),
+                                                     offload_device=mm.unet_offload_device())
     return model

@@ -48,7 +48,7 @@ def load_problems(page, workflow: dict, name: str) -> list[str]:
     problems = [f"missing node type {n['type']!r} (node {n['id']})" for n in state["nodes"] if not n["registered"]]
     problems += [f"node {n['id']} ({n['type']}) is marked as having errors" for n in state["nodes"] if n["has_errors"]]
     problems += [f"node {n['id']} ({n['type']}): {text}" for n in state["nodes"] for text in n["out_of_range"]]
-    problems += [f"dialog open after loading: {text[:500]}" for text in comfy_browser.visible_dialogs(page)]
+    problems += [f"the page reports after loading: {text[:1000]}" for text in comfy_browser.shown_errors(page)]
     problems += [f"page error: {e}" for e in page.errors]
     in_page = {n["id"]: n["widgets_values"] for n in state["nodes"]}
     for node in workflow["nodes"]:
@@ -122,7 +122,7 @@ def test_browser_check_catches_an_unknown_node_type(page, comfy, shipped_models)
     node["type"] = "TimeAwareSR_NoSuchScheduler"
     problems = load_problems(page, workflow, "broken_unknown_type")
     assert any("missing node type 'TimeAwareSR_NoSuchScheduler'" in p for p in problems), problems
-    assert any(p.startswith("dialog open after loading") and "TimeAwareSR_NoSuchScheduler" in p for p in problems), problems
+    assert any(p.startswith("the page reports after loading") and "TimeAwareSR_NoSuchScheduler" in p for p in problems), problems
 
 
 def test_browser_check_catches_a_widget_value_out_of_range(page, comfy, shipped_models):

@@ -110,8 +110,34 @@ GRAPH_STATE_JS = """() => {
 }"""
 
 
+# Newer frontends (1.49) report a loaded workflow's problems (missing node types, media, models) in
+# an error overlay instead of a dialog; its "View details" opens the side panel's error groups, which
+# name what is wrong. Located by the frontend's own data-testid attributes.
+ERROR_OVERLAY = "[data-testid=error-overlay]"
+ERROR_OVERLAY_DETAILS = "[data-testid=error-overlay-see-errors]"
+ERROR_GROUPS_JS = """() => [...document.querySelectorAll('[data-testid^=error-group-]')]
+    .filter(g => g.getClientRects().length && !g.parentElement.closest('[data-testid^=error-group-]'))
+    .map(g => g.innerText.slice(0, 2000))"""
+
+
 def visible_dialogs(page) -> list[str]:
+    """The texts of the dialogs open on the page."""
     return page.evaluate(VISIBLE_DIALOGS_JS)
+
+
+def shown_errors(page) -> list[str]:
+    """Every problem report the page shows a user: open dialogs (frontends up to 1.3x) and the error
+    overlay with its details (newer frontends; opening the details is what the user would do)."""
+    texts = visible_dialogs(page)
+    overlay = page.locator(ERROR_OVERLAY)
+    if overlay.count() and overlay.first.is_visible():
+        summary = overlay.first.inner_text()
+        if page.locator(ERROR_OVERLAY_DETAILS).count():
+            page.locator(ERROR_OVERLAY_DETAILS).first.click()
+            page.wait_for_timeout(500)
+        details = page.evaluate(ERROR_GROUPS_JS)
+        texts += [f"{summary.splitlines()[0]}: {d}" for d in details] or [summary]
+    return texts
 
 
 def graph_state(page) -> dict:

@@ -107,6 +107,15 @@ class ComfyClient:
                 raise PromptRejected(json.loads(e.read())) from None
             raise
 
+    def drop_cached_results(self):
+        """POST /free as the page's "unload models and execution cache" does: the server forgets the
+        node results it cached, so a graph queued again really runs again. Needed since ComfyUI's
+        default cache keeps earlier prompts' results (0.33's RAM-pressure cache; 0.3.75's classic
+        cache kept only the last prompt's). The server applies it once it is idle or after its current prompt."""
+        req = urllib.request.Request(self.base_url + "/free", data=json.dumps({"unload_models": True, "free_memory": True}).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=60).read()
+
     def wait(self, prompt_id: str, timeout: float = 600) -> dict:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

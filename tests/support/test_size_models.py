@@ -51,7 +51,7 @@ def _configs():
         latent_format = comfy.latent_formats.SD15
 
         @classmethod
-        def matches(cls, unet_config, state_dict=None):
+        def matches(cls, unet_config, state_dict=None, **kwargs):  # newer ComfyUI also passes unet_key_prefix
             return (unet_config.get("model_channels", 320) < 320 and "context_dim" in unet_config
                     and unet_config.get("use_temporal_attention") is False)
 
