@@ -40,15 +40,18 @@ if [ ! -f "$stamp" ]; then
     pip_ torch torchvision
   fi
   step "installing ComfyUI's requirements"
-  # torch/torchvision are installed above and stay as they are: torchaudio's newest registry build
-  # may lag torch's, so it is installed pinned to the torch in place (newer ComfyUI imports it at
-  # start-up, in comfy/sd.py; 0.3.75 only in its audio nodes).
+  # torch/torchvision are installed above and stay as they are (pinned, so no requirement moves them).
+  # torchaudio is left out: its newest registry build lags torch's, and 0.3.75 needs it only for audio
+  # nodes. A ComfyUI that cannot even import comfy.sd without it (0.33.0) gets it below, pinned.
   grep -vE '^\s*(torch|torchvision|torchaudio)\s*$' "$COMFY/requirements.txt" > "$VENV/comfy-requirements.txt"
   torch_pin="torch==$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
-  if grep -qE '^\s*torchaudio\s*$' "$COMFY/requirements.txt"; then
+  pip_ -r "$VENV/comfy-requirements.txt" requests "$torch_pin"
+  can_start='import sys; sys.argv.append("--cpu"); import comfy.options; comfy.options.enable_args_parsing(); import comfy.sd'
+  started="$(cd "$COMFY" && "$VENV/bin/python" -c "$can_start" 2>&1 || true)"
+  if grep -q "No module named 'torchaudio'" <<<"$started"; then
+    step "this ComfyUI imports torchaudio at start-up: installing it next to $torch_pin"
     pip_ torchaudio "$torch_pin"
   fi
-  pip_ -r "$VENV/comfy-requirements.txt" requests "$torch_pin"
   step "installing test tools"
   pip_ pytest
   touch "$stamp"
