@@ -9,7 +9,11 @@ The shipped weights (README, *Starter model*): stage 1 is the starter of commit 
     git show 25d76c9:model_patches/weights/starter_sr.safetensors > stage1.safetensors
     OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR --batch 8 --patch 48 \
         --eval-every 40 --init stage1.safetensors --minutes 600
-(rerun the same line to resume; PASSIVE keeps OpenMP threads from spinning on a busy machine), then --export best.
+(rerun the same line to resume; PASSIVE keeps OpenMP threads from spinning on a busy machine), then
+--export best --out stage2.safetensors (its step 2120); stage 3, whose best (step 2600) is shipped:
+    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR3 --batch 8 --patch 48 \
+        --lr 4e-4 --lr-cosine-steps 2500 --refine 0.3 --eval-every 100 --init stage2.safetensors --minutes 600
+then --workdir DIR3 --export best.
 
 Data: the photographs in PHOTOS below (source and licence of each), minus the held-out evaluation images
 (chelsea, coffee, rocket in tests/support/data). Large wallpapers are area-downscaled to a long side of
