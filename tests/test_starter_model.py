@@ -15,10 +15,11 @@ from timeaware_sr.model_patches.starter.starter_sr import load_starter
 # CPU; 0.02 dB covers thread-count rounding only (a pixel off by one moves PSNR by ~0.001 dB).
 MEASURED_GAIN_DB = 0.79
 SLACK_DB = 0.02
-# What 3 DoSSR steps really lose against 1 on the shipped model's held-out mean: 0.040 dB (29.346 vs
-# 29.386). The goal is no loss at all; the README says it is not met. This bound keeps a model
-# that loses more from shipping unnoticed.
-MEASURED_FEW_STEP_LOSS_DB = 0.05
+# What 3 DoSSR steps really lose against 1 on the shipped model's held-out mean: 0.040 dB on ComfyUI
+# 0.3.75 (29.346 vs 29.386) and 0.055 dB on 0.33.0, whose seeded SDE noise differs (1 step, which adds
+# no noise, is identical on both). The goal is no loss at all; the README says it is not met.
+# This bound keeps a model that loses more from shipping unnoticed.
+MEASURED_FEW_STEP_LOSS_DB = 0.06
 
 
 @pytest.fixture(scope="module")
