@@ -249,6 +249,33 @@ def test_clean_pairs_are_exactly_the_evaluations_bicubic_x4(tiny_run):
     assert 108 <= clean <= 148
 
 
+def test_the_clean_share_sets_how_many_pairs_are_clean_bicubic_x4(tiny_run):
+    train = tiny_run[0]
+    hr = ev.held_out_images()["rocket"][:64, :64]
+    reference = ev.bicubic(ev.bicubic(hr, (16, 16)), (64, 64)).tolist()
+    clean = {share: sum(train.degrade(hr, np.random.default_rng([1, s]), share).tolist() == reference for s in range(200))
+             for share in (1.0, 0.0)}
+    # All clean at 1; at 0 only degraded draws that left the image as it was (x4 with nothing applied, 1 in
+    # 10, or PIL's blur at radii near 0.3 px, which changes nothing): 40 of these 200 (measured)
+    assert clean[1.0] == 200 and clean[0.0] <= 60, clean
+
+
+def test_the_one_step_share_sets_how_many_pairs_sit_at_t1_minus_one(tiny_run):
+    """u < share: t1 - 1; u < 0.9: uniform in [0, t1); the last 10 %: uniform in [0, 1000)."""
+    import torch
+
+    train, cfg, _ = tiny_run
+    photos = train.load_photos(folder=cfg["photos"])
+    abar, eta = train.schedules()
+    for share in (0.4, 0.8):
+        t = train.batch_at(3, photos, {**cfg, "batch": 400, "refine": 0.0, "one_step_share": share}, abar, eta)[3]
+        at_one_step = (t == train.ONE_STEP_T).float().mean().item()
+        above_t1 = (t >= train.T1).float().mean().item()  # only the [0, 1000) tenth reaches there: 5 % of pairs
+        # 400 draws: share +- 0.025 (0.4) / 0.02 (0.8); 0.05 +- 0.011; bounds at about 3 sigma
+        assert abs(at_one_step - share) < 0.075 and 0.015 < above_t1 < 0.09, (share, at_one_step, above_t1)
+        assert torch.all((t >= 0) & (t < 1000))
+
+
 def test_training_pairs_follow_dossrs_forward_process_in_comfyuis_sigma_space(tiny_run, starter):
     """x_t = (eta lr + (1 - eta) hr + sigma eps) / sqrt(1 + sigma^2) with ComfyUI's own sigma table and input
     scaling (the sampler's view), against the script's VP form sqrt(abar)(eta lr + (1 - eta) hr) + sqrt(1 - abar) eps."""

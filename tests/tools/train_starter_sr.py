@@ -19,14 +19,15 @@ Data: the photographs in PHOTOS below (source and licence of each), minus the he
 (chelsea, coffee, rocket in tests/support/data). Large wallpapers are area-downscaled to a long side of
 1024 and 512 px first, so a 48 px crop holds as much detail as the held-out photos do; nearly flat
 crops (out-of-focus background) are mostly redrawn. Pairs are synthesised per step: HR crop with
-flips/rotations, then LR = bicubic x4 down (x2 sometimes); 60% of pairs stay clean, exactly what the demo
+flips/rotations, then LR = bicubic x4 down (x2 sometimes); 60% of pairs (--clean-share) stay clean, exactly what the demo
 and most users feed, the rest get mild blur, noise and JPEG in random combination (generations and
 photos). The LR is bicubic-upscaled back to HR size, the model's condition.
 
 Objective (SPEC §3): x_t = sqrt(abar_t) (eta_t lr + (1 - eta_t) hr) + sqrt(1 - abar_t) eps; the model's x0
 estimate is lr - UNet(cat(x_t, lr), t) (starter_sr.py says why), L1 against hr. t is 499 (DoSSR's
-single step) for 40% of the pairs, uniform in [0, 500) (the steps of a longer DoSSR run) for 50%, and
-uniform in [0, 1000) for 10%, so sampling from pure noise stays defined (a baseline). --refine p: for a
+single step) for 40% of the pairs (--one-step-share), uniform in [0, 500) (the steps of a longer DoSSR run)
+for the rest up to 90%, and uniform in [0, 1000) for 10%, so sampling from pure noise stays defined (a
+baseline). --refine p: for a
 share p of the pairs below t1 - 1, x_t is formed from the EMA model's own 1-step estimate instead of
 the HR, as a multi-step DoSSR run does after its first step (the target stays the HR), so later steps
 learn to improve on the first. --lr-cosine-steps N: lr decays along a half-cosine to 5 % over N steps.
@@ -105,7 +106,7 @@ PATCH = 48
 T1 = 500  # DoSSR's t1 (samplers/dossr_schedule.py)
 ONE_STEP_T = T1 - 1  # the timestep of a 1-step DoSSR run
 FEW_STEPS = 3  # the multi-step run scored beside the 1-step one: a few steps must not fall below one
-RECIPE_DEFAULTS = {"refine": 0.0, "lr_cosine_steps": None}
+RECIPE_DEFAULTS = {"refine": 0.0, "lr_cosine_steps": None, "clean_share": 0.6, "one_step_share": 0.4}
 
 
 def load_photos(sources=PHOTOS, folder=None) -> list[np.ndarray]:
@@ -129,13 +130,13 @@ def load_photos(sources=PHOTOS, folder=None) -> list[np.ndarray]:
     return photos
 
 
-def degrade(hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The LR input, bicubic-upscaled back to HR size: clean bicubic x4 for 60% of pairs, else mild blur,
-    noise and JPEG, each with probability 1/2, at x4 (x2 for 1 in 5)."""
+def degrade(hr: np.ndarray, rng: np.random.Generator, clean_share: float = 0.6) -> np.ndarray:
+    """The LR input, bicubic-upscaled back to HR size: clean bicubic x4 for clean_share of the pairs, else
+    mild blur, noise and JPEG, each with probability 1/2, at x4 (x2 for 1 in 5)."""
     from PIL import Image, ImageFilter
 
     h, w = hr.shape[:2]
-    clean = rng.random() < 0.6
+    clean = rng.random() < clean_share
     scale = 4 if clean or rng.random() < 0.8 else 2
     im = Image.fromarray(hr)
     if not clean and rng.random() < 0.5:
@@ -179,12 +180,12 @@ def batch_at(step: int, photos, cfg: dict, abar: torch.Tensor, eta: torch.Tensor
     for _ in range(cfg["batch"]):
         c = crop(photos, rng, cfg["patch"])
         hr.append(to_model_space(c))
-        lr.append(to_model_space(degrade(c, rng)))
+        lr.append(to_model_space(degrade(c, rng, cfg.get("clean_share", 0.6))))
     hr, lr = torch.stack(hr), torch.stack(lr)
     g = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
     n = cfg["batch"]
     u = torch.rand(n, generator=g)
-    t = torch.where(u < 0.4, torch.full((n,), ONE_STEP_T),
+    t = torch.where(u < cfg.get("one_step_share", 0.4), torch.full((n,), ONE_STEP_T),
                     torch.where(u < 0.9, torch.randint(0, T1, (n,), generator=g), torch.randint(0, 1000, (n,), generator=g)))
     noise = torch.randn(hr.shape, generator=g)
     # Drawn after everything above, so refine = 0 leaves a run's stream exactly as before.
@@ -299,7 +300,7 @@ def train(cfg: dict, workdir: pathlib.Path, minutes: float, max_steps: int | Non
     last = workdir / "last.pt"
     if last.exists():
         state = torch.load(last, weights_only=True)
-        if {**RECIPE_DEFAULTS, **state["config"]} != cfg:  # runs from before a key existed had its default
+        if {**RECIPE_DEFAULTS, **state["config"]} != {**RECIPE_DEFAULTS, **cfg}:  # a key's default before it existed
             raise SystemExit(f"{last} was made with another configuration: {state['config']} (asked: {cfg})")
     else:
         torch.manual_seed(cfg["seed"])  # the only draw from torch's global generator
@@ -424,6 +425,10 @@ def main():
     ap.add_argument("--refine", type=float, default=0.0,
                     help="share of pairs below t1 - 1 noised from the EMA's own 1-step estimate instead of the HR")
     ap.add_argument("--lr-cosine-steps", type=int, help="decay lr along a half-cosine to 5%% over this many steps")
+    ap.add_argument("--clean-share", type=float, default=0.6, help="share of pairs whose LR is clean bicubic x4")
+    ap.add_argument("--one-step-share", type=float, default=0.4,
+                    help="share of pairs at t1 - 1 (a 1-step DoSSR run, at most 0.9); up to 0.9 the rest are in [0, t1), "
+                         "the last 10%% in [0, 1000)")
     ap.add_argument("--photos", help="train on every PNG in this folder instead of PHOTOS")
     ap.add_argument("--export", choices=["best", "last"], help="write a checkpoint's EMA weights to --out and stop")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"))
@@ -435,7 +440,8 @@ def main():
         return export(a.workdir, a.export, a.out)
     cfg = {"batch": a.batch, "patch": a.patch, "lr": a.lr, "ema": a.ema, "seed": a.seed, "threads": a.threads,
            "eval_every": a.eval_every, "eval_crop": a.eval_crop, "init": a.init, "photos": a.photos,
-           "refine": a.refine, "lr_cosine_steps": a.lr_cosine_steps}
+           "refine": a.refine, "lr_cosine_steps": a.lr_cosine_steps, "clean_share": a.clean_share,
+           "one_step_share": a.one_step_share}
     train(cfg, a.workdir, a.minutes, a.max_steps, a.save_minutes)
 
 
