@@ -10,10 +10,16 @@ The shipped weights (README, *Starter model*): stage 1 is the starter of commit 
     OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR --batch 8 --patch 48 \
         --eval-every 40 --init stage1.safetensors --minutes 600
 (rerun the same line to resume; PASSIVE keeps OpenMP threads from spinning on a busy machine), then
---export best --out stage2.safetensors (its step 2120); stage 3, whose best (step 2600) is shipped:
+--export best --out stage2.safetensors (its step 2120); stage 3 (its best, step 2600, shipped until stage 4):
     OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR3 --batch 8 --patch 48 \
         --lr 4e-4 --lr-cosine-steps 2500 --refine 0.3 --eval-every 100 --init stage2.safetensors --minutes 600
-then --workdir DIR3 --export best.
+then --workdir DIR3 --export best --out stage3.safetensors (= git show 77a7535:model_patches/weights/starter_sr.safetensors);
+stage 4, whose best is shipped (README), from stage 3 with 96 px crops (twice the side: more of the context the
+model sees in use, less zero padding), more clean x4 pairs and more 1-step pairs:
+    OMP_WAIT_POLICY=PASSIVE nice -n 5 python tests/tools/train_starter_sr.py --workdir DIR4 --batch 2 --patch 96 \
+        --ema 0.999 --lr 3e-4 --lr-cosine-steps 7000 --clean-share 0.75 --one-step-share 0.5 --eval-every 250 \
+        --init stage3.safetensors --minutes 100
+then --workdir DIR4 --export best.
 
 Data: the photographs in PHOTOS below (source and licence of each), minus the held-out evaluation images
 (chelsea, coffee, rocket in tests/support/data). Large wallpapers are area-downscaled to a long side of
