@@ -277,6 +277,15 @@ def test_the_one_step_share_sets_how_many_pairs_sit_at_t1_minus_one(tiny_run):
         assert torch.all((t >= 0) & (t < 1000))
 
 
+@pytest.mark.parametrize("key, value", [("clean_share", 1.5), ("clean_share", float("nan")), ("one_step_share", 0.95),
+                                        ("one_step_share", -0.1), ("refine", 2.0)])
+def test_a_share_out_of_range_is_refused_by_name_before_anything_is_written(tiny_run, key, value):
+    train, cfg, tmp = tiny_run
+    with pytest.raises(SystemExit, match=f"{key.replace('_', '-')} must be in \\[0, "):
+        train.train({**cfg, key: value}, tmp / "run", minutes=5, max_steps=1)
+    assert not (tmp / "run").exists()
+
+
 def test_training_pairs_follow_dossrs_forward_process_in_comfyuis_sigma_space(tiny_run, starter):
     """x_t = (eta lr + (1 - eta) hr + sigma eps) / sqrt(1 + sigma^2) with ComfyUI's own sigma table and input
     scaling (the sampler's view), against the script's VP form sqrt(abar)(eta lr + (1 - eta) hr) + sqrt(1 - abar) eps."""

@@ -2,8 +2,7 @@
 
 The sample is chelsea_hr.png (tests/support/data, never trained on) bicubic-downscaled x4, so every
 output is scored against that HR photo. Both workflows on the bundled starter model must beat bicubic
-there: the demo's (1 DoSSR step, 29.93 dB vs 29.36 with the stage-4 weights) and tss_starter_x4 (8 TSS
-steps from t = 400, 29.51 dB). The others are reported with the reason they are not held to it: they run
+there: the demo's (1 DoSSR step) and tss_starter_x4 (8 TSS steps from t = 400). The others are reported with the reason they are not held to it: they run
 tiny random-weight stand-ins of their downloads (support/shipped_models.py), whose output carries no
 learnt detail. For those only the size is checked."""
 import pathlib
@@ -68,7 +67,7 @@ def test_shipped_workflow_runs_on_the_live_server(comfy, shipped_models, workflo
 
 
 def check_upscaled(path: pathlib.Path, stem: str, wf: dict) -> str:
-    """The output is the HR photo's size; the demo's workflow must beat bicubic against it. Returns the
+    """The output is the HR photo's size; a workflow on the starter model must beat bicubic against it. Returns the
     line for the report table (also used by the browser tests)."""
     ours, bicubic = scores_against_hr(path)
     if uses_the_starter_model(wf):

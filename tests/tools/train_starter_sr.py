@@ -113,6 +113,15 @@ T1 = 500  # DoSSR's t1 (samplers/dossr_schedule.py)
 ONE_STEP_T = T1 - 1  # the timestep of a 1-step DoSSR run
 FEW_STEPS = 3  # the multi-step run scored beside the 1-step one: a few steps must not fall below one
 RECIPE_DEFAULTS = {"refine": 0.0, "lr_cosine_steps": None, "clean_share": 0.6, "one_step_share": 0.4}
+SHARE_LIMITS = {"refine": 1.0, "clean_share": 1.0, "one_step_share": 0.9}  # the last 10 % of t is [0, 1000)
+
+
+def check_recipe(cfg: dict):
+    """Refuse a share outside its range by name, before anything is trained or written."""
+    for key, top in SHARE_LIMITS.items():
+        value = cfg.get(key, RECIPE_DEFAULTS[key])
+        if not 0.0 <= value <= top:  # also refuses NaN
+            raise SystemExit(f"{key.replace('_', '-')} must be in [0, {top}], got {value}")
 
 
 def load_photos(sources=PHOTOS, folder=None) -> list[np.ndarray]:
@@ -136,7 +145,7 @@ def load_photos(sources=PHOTOS, folder=None) -> list[np.ndarray]:
     return photos
 
 
-def degrade(hr: np.ndarray, rng: np.random.Generator, clean_share: float = 0.6) -> np.ndarray:
+def degrade(hr: np.ndarray, rng: np.random.Generator, clean_share: float = RECIPE_DEFAULTS["clean_share"]) -> np.ndarray:
     """The LR input, bicubic-upscaled back to HR size: clean bicubic x4 for clean_share of the pairs, else
     mild blur, noise and JPEG, each with probability 1/2, at x4 (x2 for 1 in 5)."""
     from PIL import Image, ImageFilter
@@ -186,12 +195,12 @@ def batch_at(step: int, photos, cfg: dict, abar: torch.Tensor, eta: torch.Tensor
     for _ in range(cfg["batch"]):
         c = crop(photos, rng, cfg["patch"])
         hr.append(to_model_space(c))
-        lr.append(to_model_space(degrade(c, rng, cfg.get("clean_share", 0.6))))
+        lr.append(to_model_space(degrade(c, rng, cfg.get("clean_share", RECIPE_DEFAULTS["clean_share"]))))
     hr, lr = torch.stack(hr), torch.stack(lr)
     g = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
     n = cfg["batch"]
     u = torch.rand(n, generator=g)
-    t = torch.where(u < cfg.get("one_step_share", 0.4), torch.full((n,), ONE_STEP_T),
+    t = torch.where(u < cfg.get("one_step_share", RECIPE_DEFAULTS["one_step_share"]), torch.full((n,), ONE_STEP_T),
                     torch.where(u < 0.9, torch.randint(0, T1, (n,), generator=g), torch.randint(0, 1000, (n,), generator=g)))
     noise = torch.randn(hr.shape, generator=g)
     # Drawn after everything above, so refine = 0 leaves a run's stream exactly as before.
@@ -300,6 +309,7 @@ def train(cfg: dict, workdir: pathlib.Path, minutes: float, max_steps: int | Non
     from support import starter_eval as ev
     from timeaware_sr.model_patches.starter.starter_sr import build_unet, residual_x0
 
+    check_recipe(cfg)
     torch.set_num_threads(cfg["threads"])
     workdir.mkdir(parents=True, exist_ok=True)
     net = build_unet()
@@ -431,8 +441,9 @@ def main():
     ap.add_argument("--refine", type=float, default=0.0,
                     help="share of pairs below t1 - 1 noised from the EMA's own 1-step estimate instead of the HR")
     ap.add_argument("--lr-cosine-steps", type=int, help="decay lr along a half-cosine to 5%% over this many steps")
-    ap.add_argument("--clean-share", type=float, default=0.6, help="share of pairs whose LR is clean bicubic x4")
-    ap.add_argument("--one-step-share", type=float, default=0.4,
+    ap.add_argument("--clean-share", type=float, default=RECIPE_DEFAULTS["clean_share"],
+                    help="share of pairs whose LR is clean bicubic x4")
+    ap.add_argument("--one-step-share", type=float, default=RECIPE_DEFAULTS["one_step_share"],
                     help="share of pairs at t1 - 1 (a 1-step DoSSR run, at most 0.9); up to 0.9 the rest are in [0, t1), "
                          "the last 10%% in [0, 1000)")
     ap.add_argument("--photos", help="train on every PNG in this folder instead of PHOTOS")
