@@ -2,7 +2,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, model_file, require_valid_inputs
+from .validation import check_inputs_then_own, model_file, require_valid_inputs
 
 FOLDER = "resshift"
 PRESET_OPTIONS = ["auto", "resshift_v1", "resshift_v3", "sinsr", "tad_sr"]
@@ -40,8 +40,7 @@ class ResShiftLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, ckpt_name=None, vae_name=None, preset=None, **_) -> bool | str:

@@ -4,7 +4,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, model_file, one_of, raise_unless_valid, require_valid_inputs
+from .validation import check_inputs_then_own, model_file, one_of, raise_unless_valid, require_valid_inputs
 
 FOLDER = "tadsr"
 T_S_MIN, T_S_MAX, T_S_DEFAULT = 1, 999, 500  # samplers/tadsr_one_step.py's range
@@ -73,8 +73,7 @@ class LoadTADSR(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, tadsr_name=None, time_vae=None, strength=None, **_) -> bool | str:
@@ -130,8 +129,7 @@ class TADSREncode(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, t_s=None, mode=None, **_) -> bool | str:
@@ -188,8 +186,7 @@ class TADSREncodeTiled(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, t_s=None, mode=None, tile_size=None, overlap=None, **_) -> bool | str:
@@ -227,8 +224,7 @@ class TADSROneStep(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, t_s=None, **_) -> bool | str:

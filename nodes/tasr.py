@@ -2,7 +2,7 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, model_file, require_valid_inputs
+from .validation import check_inputs, check_inputs_then_own, model_file, require_valid_inputs
 
 FOLDER = "tasr"
 TASRAdapters = io.Custom("TASR_ADAPTERS")
@@ -34,8 +34,7 @@ class TASRLoader(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, tasr_name=None, **_) -> bool | str:

@@ -1,7 +1,7 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, raise_unless_valid, require_valid_inputs
+from .validation import check_inputs_then_own, raise_unless_valid, require_valid_inputs
 
 BLENDS = ["gaussian", "uniform"]  # tile_grid.BLENDS (a test keeps them equal); no torch import at load time
 
@@ -38,8 +38,7 @@ class TiledDiffusion(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, **values) -> bool | str:
-        found = check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-        return cls.own_checks(**values) if found is True else found
+        return check_inputs_then_own(cls, values)
 
     @classmethod
     def own_checks(cls, tile_size=None, overlap=None, blend=None, tile_batch=None, **_) -> bool | str:

@@ -126,6 +126,13 @@ def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bo
     return True
 
 
+def check_inputs_then_own(node_cls, values: dict) -> bool | str:
+    """The schema's kinds and ranges first; then the node's `own_checks(**values)` (model files, rules
+    between inputs), which may rely on the kinds being right and which execute reruns on every value."""
+    found = check_inputs(node_cls, values)
+    return node_cls.own_checks(**values) if found is True else found
+
+
 def require_valid_inputs(node_cls, values: dict, rules=None):
     """Run-time check of every input (execute's locals(): names not in the schema are ignored)."""
     raise_unless_valid(check_inputs(node_cls, values, rules, at_run=True))
