@@ -11,16 +11,15 @@ from timeaware_sr.model_patches.dossr.checkpoint import load_dossr
 from timeaware_sr.model_patches.starter.starter_sr import load_starter
 
 # The shipped model's real margin over bicubic (x4, 1 DoSSR step, seed 0, mean over the three held-out
-# crops), measured with this very path and in the README table: +0.975 dB. Seeded and deterministic on
-# CPU; 0.02 dB covers thread-count rounding only (a pixel off by one moves PSNR by ~0.001 dB).
-MEASURED_GAIN_DB = 0.97
+# crops), measured with this very path and in the README table: +1.02 dB (stage 5 step 8000). Seeded and
+# deterministic on CPU; 0.02 dB covers thread-count rounding only (a pixel off by one moves PSNR by ~0.001 dB),
+# so the test holds the issue's goal, +1.0 dB.
+MEASURED_GAIN_DB = 1.02
 SLACK_DB = 0.02
-# What 3 DoSSR steps really lose against 1 on the shipped model's held-out mean: 0.101 dB on ComfyUI
-# 0.3.75 (29.460 vs 29.561). ComfyUI 0.33.0's seeded SDE noise differs (1 step, which adds no noise, is
-# identical on both): for the previous starter it lost 0.015 dB more there, hence the bound. The issue's
-# goal is no loss at all; the README says it is not met. This bound keeps a model that loses more from
-# shipping unnoticed.
-MEASURED_FEW_STEP_LOSS_DB = 0.12
+# Issue goal: a few DoSSR steps at least match 1 step. Measured on ComfyUI 0.3.75: 3 steps +0.011 dB, 5 steps
+# +0.02 dB over 1 step. Another ComfyUI's seeded SDE noise stream may differ (1 step adds no noise); 0.01 dB
+# allows that and nothing more.
+FEW_STEP_NOISE_DB = 0.01
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +63,18 @@ def test_beats_bicubic_on_every_held_out_photo_by_the_measured_margin(held_out_g
     assert np.mean(gains) >= MEASURED_GAIN_DB - SLACK_DB, f"held-out mean gain {np.mean(gains):.3f} dB"
 
 
-def test_three_dossr_steps_lose_no_more_than_measured_against_one_on_the_held_out_mean(starter, held_out_gains, report_table):
-    """Issue goal: a few steps must not fall below 1 step (the first starter lost 0.1-0.4 dB with more steps);
-    the shipped model loses 0.10 dB at 3 steps (while beating the previous starter at every step count)."""
+def test_three_and_five_dossr_steps_match_one_on_the_held_out_mean(starter, held_out_gains, report_table):
+    """Issue goal: a few steps must not fall below 1 step (the first starter lost 0.1-0.4 dB with more steps,
+    stage 4 lost 0.10 dB at 3 steps; stage 5's refine training closed the gap)."""
     model, _, cond = starter
-    three = []
-    for name, hr in ev.held_out_images().items():
-        lr = ev.bicubic(hr, (hr.shape[1] // 4, hr.shape[0] // 4))
-        three.append(ev.psnr(ev.upscale(model, cond, lr, 4, "dossr", 3, 1, seed=0), hr))
     one = np.mean([ours for _, ours in held_out_gains.values()])
-    report_table(f"starter model x4, held-out mean: DoSSR 1 step {one:.3f} dB, 3 steps {np.mean(three):.3f} dB")
-    assert np.mean(three) >= one - MEASURED_FEW_STEP_LOSS_DB, f"3 steps {np.mean(three):.3f} dB vs 1 step {one:.3f} dB"
+    for steps in (3, 5):
+        scores = []
+        for name, hr in ev.held_out_images().items():
+            lr = ev.bicubic(hr, (hr.shape[1] // 4, hr.shape[0] // 4))
+            scores.append(ev.psnr(ev.upscale(model, cond, lr, 4, "dossr", steps, 1, seed=0), hr))
+        report_table(f"starter model x4, held-out mean: DoSSR 1 step {one:.3f} dB, {steps} steps {np.mean(scores):.3f} dB")
+        assert np.mean(scores) >= one - FEW_STEP_NOISE_DB, f"{steps} steps {np.mean(scores):.3f} dB vs 1 step {one:.3f} dB"
 
 
 def test_x0_estimate_is_the_lr_minus_the_networks_residual(starter):
