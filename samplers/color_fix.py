@@ -1,4 +1,4 @@
-"""Colour fix after SR (SPEC §7): AdaIN and StableSR's wavelet low/high-frequency swap.
+"""Colour fix after SR (docs/shared.md §7): AdaIN and StableSR's wavelet low/high-frequency swap.
 
 The tensor functions take B×C×H×W; `color_fix_images` takes ComfyUI IMAGEs (B×H×W×C in [0, 1])
 and handles the practical cases: a reference of another size, one reference for a batch,

@@ -1,4 +1,4 @@
-"""DoSSR's shifting sequence eta_t and its timestep spacing (SPEC §3), in ComfyUI sigma space."""
+"""DoSSR's shifting sequence eta_t and its timestep spacing (docs/dossr.md §3), in ComfyUI sigma space."""
 import torch
 
 DEFAULT_T1 = 500  # official "trunc_12": the domain shift completes at T // 2

@@ -1,4 +1,4 @@
-"""DoSSR domain-shift SDE solvers, orders 1-3 (SPEC §3), in ComfyUI's VE sigma space.
+"""DoSSR domain-shift SDE solvers, orders 1-3 (docs/dossr.md §3), in ComfyUI's VE sigma space.
 
 With B = 1 - eta, lambda = sigma / B and r = lambda_{j-1} / lambda_j, one step j -> j-1 is
 

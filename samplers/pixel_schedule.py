@@ -1,4 +1,4 @@
-"""Per-pixel TDS schedules (TSS, SPEC §1-2), shared by the TSS and DoSSR samplers.
+"""Per-pixel TDS schedules (TSS, docs/tss.md §1-2), shared by the TSS and DoSSR samplers.
 
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over a sampler's
 timesteps t_k, with a(v), n(v) linear in the SDS variance map v. A step's maps are built when the

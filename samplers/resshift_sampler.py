@@ -1,4 +1,4 @@
-"""ResShift's reverse process (SPEC §6; Yue et al., NeurIPS 2023), k-diffusion style.
+"""ResShift's reverse process (docs/resshift.md §6; Yue et al., NeurIPS 2023), k-diffusion style.
 
 With sigma_t = kappa sqrt(eta_t), the posterior q(x_{t-1} | x_t, x0) has
   mean  (eta_{t-1}/eta_t) x_t + (alpha_t/eta_t) x0 = x0 + (s'/s)^2 (x_t - x0),

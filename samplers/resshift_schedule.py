@@ -1,4 +1,4 @@
-"""ResShift's exponential eta schedule and its ComfyUI sigmas (SPEC §6).
+"""ResShift's exponential eta schedule and its ComfyUI sigmas (docs/resshift.md §6).
 
 ResShift's forward process is x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) eps. The pack's sigma is
 the noise level of that process, sigma_t = kappa sqrt(eta_t): x_T = y + sigma_T eps is then ComfyUI's

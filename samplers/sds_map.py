@@ -1,4 +1,4 @@
-"""TSS Spatial Dynamic Sampling (SPEC §2): where the image has texture, as a map in [0, 1].
+"""TSS Spatial Dynamic Sampling (docs/tss.md §2): where the image has texture, as a map in [0, 1].
 
 V0 = local variance of the luma in a 33x33 window; Vg = min-max normalised 33x33 Gaussian blur of
 V0, per image (a flat image gives zeros). The blur's sigma follows OpenCV's rule for a 33 kernel
@@ -97,5 +97,5 @@ def _shifted_sum(x: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tenso
 
 
 def to_latent_size(v: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """B×H×W map -> B×1×h×w at latent resolution by area averaging (SPEC §2 step 3)."""
+    """B×H×W map -> B×1×h×w at latent resolution by area averaging (docs/tss.md §2 step 3)."""
     return F.interpolate(v[:, None], size=(height, width), mode="area")

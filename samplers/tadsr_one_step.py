@@ -1,4 +1,4 @@
-"""TADSR's one step (SPEC §5), in ComfyUI's VE sigma space.
+"""TADSR's one step (docs/tadsr.md §5), in ComfyUI's VE sigma space.
 
 The official `get_x0_from_res` is x0 = z_L / sqrt(abar_ts) - f with f = UNet(z_L, t_s, c): the UNet
 sees the LR latent itself, not a noised one, and its output is subtracted unscaled (not the eps

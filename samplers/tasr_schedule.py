@@ -1,4 +1,4 @@
-"""TASR's timesteps (SPEC §4): guided-diffusion's space_timesteps(T, "N"), as ComfyUI sigmas.
+"""TASR's timesteps (docs/tasr.md §4): guided-diffusion's space_timesteps(T, "N"), as ComfyUI sigmas.
 
 The official sampler is spaced DDPM: ancestral steps with the posterior variance of the respaced
 chain, evaluating the network at the ORIGINAL timesteps (0, 53, ..., 946, 999 for N = 20). ComfyUI's

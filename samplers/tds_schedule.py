@@ -1,4 +1,4 @@
-"""TSS Time Dynamic Sampling (SPEC §1): the two-stage polynomial timestep remap f(t; a, n).
+"""TSS Time Dynamic Sampling (docs/tss.md §1): the two-stage polynomial timestep remap f(t; a, n).
 
     f(t) = t^n / a^(n-1)                  t <  a
     f(t) = T - (T - t)^n / (T - a)^(n-1)  t >= a
@@ -15,10 +15,10 @@ import torch
 DEFAULT_A_FRACTION = 0.55
 DEFAULT_N = 2.0
 
-# Per-pixel (SDS) ranges, SPEC §2 step 3; the paper's are not public either. a(v) moves through
+# Per-pixel (SDS) ranges, docs/tss.md §2 step 3; the paper's are not public either. a(v) moves through
 # 0.55 ± 0.10 of the sampled interval: inside the sparse band [0.4, 0.7] between the paper's late and
 # early detail bands, 0.05 clear of each. n(v) runs from 1 (smooth pixels keep evenly spaced steps,
-# as SPEC asks) to 2.5, a step past the single-schedule default 2, since only the most textured
+# as docs/tss.md §2 asks) to 2.5, a step past the single-schedule default 2, since only the most textured
 # pixels get the full power.
 SDS_A_FRACTIONS = (DEFAULT_A_FRACTION - 0.10, DEFAULT_A_FRACTION + 0.10)
 SDS_N_RANGE = (1.0, 2.5)

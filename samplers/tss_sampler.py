@@ -1,4 +1,4 @@
-"""TSS sampling (SPEC §1-2): Euler or DPM++(2M) with a per-pixel sigma map at every step.
+"""TSS sampling (docs/tss.md §1-2): Euler or DPM++(2M) with a per-pixel sigma map at every step.
 
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over the uniform
 timesteps t_k of the given sigmas, with a(v), n(v) linear in the SDS variance map v. The model is

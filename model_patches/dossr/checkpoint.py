@@ -1,4 +1,4 @@
-"""DoSSR checkpoints (`dossr_default.ckpt`, `dossr_onestep.ckpt`; SPEC §3) -> ComfyUI objects.
+"""DoSSR checkpoints (`dossr_default.ckpt`, `dossr_onestep.ckpt`; docs/dossr.md §3) -> ComfyUI objects.
 
 One file holds the whole ControlLDM: SD 2.1-base UNet (eps), VAE, OpenCLIP-H text encoder, the
 latent-concat ControlNet, its own condition encoder (a separate copy of the VAE encoder) and the

@@ -1,4 +1,4 @@
-"""The DiffBIR-style ControlNet used by DoSSR and TASR (SPEC §3-4).
+"""The DiffBIR-style ControlNet used by DoSSR and TASR (docs/dossr.md §3, docs/tasr.md §4).
 
 It has no hint encoder: its first conv takes cat(x_t, c_latent), 8 channels, where c_latent is the
 hint image encoded by a VAE encoder (DoSSR: the checkpoint's own `cond_encoder`; TASR: the SD VAE)

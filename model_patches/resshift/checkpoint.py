@@ -1,6 +1,6 @@
 """ResShift / SinSR / TAD-SR network files and `autoencoder_vq_f4.pth` -> ComfyUI MODEL and VAE.
 
-Network files (SPEC §6): a raw state dict of UNetModelSwin, or one wrapped in 'state_dict', with
+Network files (docs/resshift.md §6): a raw state dict of UNetModelSwin, or one wrapped in 'state_dict', with
 'module.' / '_orig_mod.' prefixes from DataParallel / torch.compile; the Swin buffers are in the file.
 The network's size is read off the weights (the released files and the test suite's tiny ones share
 the structure). The schedule is not in the file: it comes from the preset, or from the file name.

@@ -1,4 +1,4 @@
-"""The LR image around ResShift's network (SPEC §6): padding, the x4 bicubic input, the crop back.
+"""The LR image around ResShift's network (docs/resshift.md §6): padding, the x4 bicubic input, the crop back.
 
 The official code reflect-pads each LR side bottom/right to a multiple of 64 LR pixels (the network's
 latent must divide by 2^3 levels x window 8), runs everything on the padded image and crops the

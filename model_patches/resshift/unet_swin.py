@@ -3,7 +3,7 @@
 ComfyUI's openaimodel ResBlock / Downsample / Upsample / TimestepEmbedSequential match the official
 layout key for key (scale-shift norm included); the Swin layers replace the attention blocks. The
 network predicts x0. Its input is cat([x_t scaled, lq]) with x first: the LR image in [-1, 1] at
-latent resolution (SPEC §6). ComfyUI's BaseModel does that concatenation (c_concat), so `forward`
+latent resolution (docs/resshift.md §6). ComfyUI's BaseModel does that concatenation (c_concat), so `forward`
 receives the 6-channel tensor.
 """
 import torch

@@ -1,7 +1,7 @@
 """ResShift's VQGAN f4 autoencoder (`autoencoder_vq_f4.pth`, ResShift `ldm/models/autoencoder.py`
 VQModelTorch) as a ComfyUI VAE that stock VAE Encode / Decode and their tiled versions accept.
 
-As the official code (SPEC §6): encode = quant_conv(encoder(x)) with NO quantization (the diffusion
+As the official code (docs/resshift.md §6): encode = quant_conv(encoder(x)) with NO quantization (the diffusion
 runs on the continuous latent); decode snaps each latent vector to its nearest codebook entry, then
 post_quant_conv and the decoder. Scale factor 1.0. The encoder/decoder are ComfyUI's LDM ones, which
 match the official layout key for key.

@@ -4,7 +4,7 @@ A pixel-space UNet (ComfyUI's own `openaimodel.UNetModel`, so every UNet patch a
 on 3-channel "latents" in [-1, 1] through ComfyUI's pass-through pixel VAE. It is conditioned on
 the bicubic-upscaled LR image by channel concatenation: ComfyUI concatenates the sampler's input
 latent (x̂0, the upscaled LR) to the UNet input by itself (`concat_keys`). It is trained with the
-DoSSR forward process (SPEC §3), so the DoSSR sampler and scheduler apply as they are.
+DoSSR forward process (docs/dossr.md §3), so the DoSSR sampler and scheduler apply as they are.
 
 It predicts x0 as a residual from the LR, x0 = x̂0 - UNet(x_t, x̂0, t), rather than eps: with its
 head zero-initialised it starts exactly at bicubic and only has to learn the correction, which a

@@ -1,4 +1,4 @@
-"""TADSR's released files (SPEC §5) -> a patched SD 2.1-base MODEL and a time-aware VAE.
+"""TADSR's released files (docs/tadsr.md §5) -> a patched SD 2.1-base MODEL and a time-aware VAE.
 
 `tadsr.pkl` (torch.save dict): state_dict_unet (peft LoRA keys of the default_encoder / _decoder /
 _others adapters + the fully trained conv_in as `conv_in.base_layer.*`), state_dict_vae (encoder

@@ -1,4 +1,4 @@
-"""TADSR's peft LoRA (SPEC §5): parsing peft keys, the UNet LoRA as ModelPatcher weight patches,
+"""TADSR's peft LoRA (docs/tadsr.md §5): parsing peft keys, the UNet LoRA as ModelPatcher weight patches,
 and the VAE-encoder LoRA merged into the weights at load.
 
 peft stores a LoRA on module M for adapter a as `M.lora_A.a.weight` (down, r x in[, k, k]) and

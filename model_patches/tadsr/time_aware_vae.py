@@ -1,4 +1,4 @@
-"""TADSR's time-aware VAE encoder (TAE, SPEC §5): ComfyUI's own SD VAE encoder plus a time path.
+"""TADSR's time-aware VAE encoder (TAE, docs/tadsr.md §5): ComfyUI's own SD VAE encoder plus a time path.
 
 The time path is the only new math: t -> sinusoidal(128, cos first) -> Linear, SiLU, Linear (256),
 and in every encoder ResnetBlock (4 levels x 2 blocks + the 2 mid blocks) a Linear(SiLU(temb)) ->

@@ -1,4 +1,4 @@
-"""TASR's gated ControlNet residuals on a ComfyUI MODEL (SPEC §4), through ComfyUI's hooks only.
+"""TASR's gated ControlNet residuals on a ComfyUI MODEL (docs/tasr.md §4), through ComfyUI's hooks only.
 
 Plain ControlNet adds each residual c to the UNet (the middle block's output h, or an output
 block's skip s). TASR adds alpha c instead, with alpha = 2 sigmoid(A_k(..., emb)) per pixel:

@@ -1,4 +1,4 @@
-"""TASR's 13 timestep-aware adapters (SPEC §4; official model/unet.py TimeAdapter, model/cldm.py).
+"""TASR's 13 timestep-aware adapters (docs/tasr.md §4; official model/unet.py TimeAdapter, model/cldm.py).
 
 Adapter k looks at the UNet feature, its skip and the ControlNet residual for one block, and at the
 time embedding, and returns a per-pixel gate alpha = 2 sigmoid(A_k(...)) in (0, 2) (B x 1 x H x W)

@@ -1,4 +1,4 @@
-"""TASR's `tasr_v1.pth` (SPEC §4) -> a CONTROL_NET and the TASR adapters.
+"""TASR's `tasr_v1.pth` (docs/tasr.md §4) -> a CONTROL_NET and the TASR adapters.
 
 The official file is torch.save({"checkpoint_controlnet": {...}, "checkpoint_adapter": {...}}): the
 DiffBIR-style latent-concat ControlNet and the 13 adapters; the SD 2.1-base model comes separately.

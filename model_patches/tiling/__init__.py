@@ -1,1 +1,1 @@
-"""tiling network-level code: tiled model calls (SPEC §7) and the tiled hint encoder."""
+"""tiling network-level code: tiled model calls (docs/shared.md §7) and the tiled hint encoder."""

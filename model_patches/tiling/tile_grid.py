@@ -1,4 +1,4 @@
-"""Where the tiles go and how their x0 estimates are blended (SPEC §7). Pure tensor math.
+"""Where the tiles go and how their x0 estimates are blended (docs/shared.md §7). Pure tensor math.
 
 Tiles along one side all have the same length and are spread evenly from edge to edge, so
 neighbours overlap by at least `overlap` and every tile of a grid can share one batch. The blend is

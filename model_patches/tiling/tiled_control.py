@@ -1,4 +1,4 @@
-"""ControlNets inside a tiled model call (SPEC §7: the control hints are cropped per tile).
+"""ControlNets inside a tiled model call (docs/shared.md §7: the control hints are cropped per tile).
 
 ComfyUI runs `get_control` on the whole latent before the model call, and a ControlNet caches its
 prepared hint (resized, VAE-encoded) for one latent size only: asked for a tile, it would squeeze

@@ -1,4 +1,4 @@
-"""Tiled Diffusion (SPEC §7): every model call runs on overlapping latent tiles whose x0 estimates
+"""Tiled Diffusion (docs/shared.md §7): every model call runs on overlapping latent tiles whose x0 estimates
 are blended, while the sampler keeps the whole latent (one shared noise field; every sampler works
 unchanged).
 

@@ -1,4 +1,4 @@
-"""Per-pixel timesteps for SD-family UNets (TSS Spatial Dynamic Sampling, SPEC §2.5).
+"""Per-pixel timesteps for SD-family UNets (TSS Spatial Dynamic Sampling, docs/tss.md §2.5).
 
 A sampler puts a per-pixel sigma map S (B×1×h×w, ComfyUI's VE sigmas) in
 transformer_options["tss_sigma_map"] and calls the model with an ordinary scalar sigma s, so
