@@ -44,6 +44,17 @@ def comfy_server(comfy):
     return _server
 
 
+@pytest.fixture(autouse=True)
+def live_server_starts_idle(request):
+    """Every live test starts on an idle server: whatever an earlier test left running or queued
+    (one that failed between queueing and waiting) is interrupted and cleared first, and said so."""
+    if "comfy" in request.fixturenames or "comfy_server" in request.fixturenames:
+        note = request.getfixturevalue("comfy").ensure_idle()
+        if note:
+            request.node.add_report_section("setup", "live server", note)
+            print(f"\n[live server] {note}")
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

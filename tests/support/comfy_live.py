@@ -86,6 +86,7 @@ class ComfyClient:
         self.input_dir = input_dir
         self.client_id = uuid.uuid4().hex
         self._object_info = None
+        self._queued_at = {}  # prompt_id -> time.monotonic() when this client queued or first waited on it
 
     def get(self, path: str):
         with urllib.request.urlopen(self.base_url + path, timeout=60) as r:
@@ -101,22 +102,30 @@ class ComfyClient:
         req = urllib.request.Request(self.base_url + "/prompt", data=data, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
-                return json.loads(r.read())["prompt_id"]
+                prompt_id = json.loads(r.read())["prompt_id"]
+                self._queued_at[prompt_id] = time.monotonic()
+                return prompt_id
         except urllib.error.HTTPError as e:
             if e.code == 400:
                 raise PromptRejected(json.loads(e.read())) from None
             raise
+
+    def post(self, path: str, body: dict):
+        req = urllib.request.Request(self.base_url + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(req, timeout=60).read()
 
     def drop_cached_results(self):
         """POST /free as the page's "unload models and execution cache" does: the server forgets the
         node results it cached, so a graph queued again really runs again. Needed since ComfyUI's
         default cache keeps earlier prompts' results (0.33's RAM-pressure cache; 0.3.75's classic
         cache kept only the last prompt's). The server applies it once it is idle or after its current prompt."""
-        req = urllib.request.Request(self.base_url + "/free", data=json.dumps({"unload_models": True, "free_memory": True}).encode(),
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=60).read()
+        self.post("/free", {"unload_models": True, "free_memory": True})
 
     def wait(self, prompt_id: str, timeout: float = 600) -> dict:
+        """The prompt's history entry once it has finished. Past `timeout` the server is made idle
+        (give_up) before TimeoutError, so one slow prompt does not make the next tests time out too."""
+        self._queued_at.setdefault(prompt_id, time.monotonic())
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             history = self.get(f"/history/{prompt_id}")
@@ -125,8 +134,61 @@ class ComfyClient:
                 if entry["status"].get("status_str") == "error":
                     raise ExecutionFailed(entry["status"])
                 return entry
-            time.sleep(0.1)
-        raise TimeoutError(f"prompt {prompt_id} did not finish in {timeout} s")
+            time.sleep(0.1)  # a history poll: the answer is the event waited on
+        raise TimeoutError(self.give_up(f"prompt {prompt_id} did not finish within {timeout:g} s"))
+
+    def queue_state(self) -> tuple[list, list]:
+        """(running, pending) queue items as GET /queue lists them: [number, prompt_id, prompt, extra, outputs]."""
+        queue = self.get("/queue")
+        return queue["queue_running"], queue["queue_pending"]
+
+    def _last_finish(self) -> float | None:
+        """time.monotonic() of the newest execution_{success,error,interrupted} in the history."""
+        for entry in self.get("/history?max_items=1").values():
+            stamps = [data.get("timestamp") for kind, data in entry.get("status", {}).get("messages", [])
+                      if kind in ("execution_success", "execution_error", "execution_interrupted")]
+            if stamps and stamps[-1]:
+                return time.monotonic() - (time.time() - stamps[-1] / 1000)
+        return None
+
+    def describe_queue(self) -> str:
+        """What the server is running, since when, and how many prompts wait behind it, in words."""
+        running, pending = self.queue_state()
+        if not running and not pending:
+            return "the server was idle"
+        parts = []
+        for item in running:
+            prompt_id, prompt = item[1], item[2]
+            kinds = sorted({node.get("class_type", "?") for node in prompt.values()})
+            started = [t for t in (self._queued_at.get(prompt_id), self._last_finish()) if t is not None]
+            since = f" for about {time.monotonic() - max(started):.0f} s" if started else ""
+            parts.append(f"the server was running prompt {prompt_id}{since} (nodes: {', '.join(kinds)})")
+        parts.append(f"{len(pending)} more prompt(s) waited behind it")
+        return "; ".join(parts)
+
+    def give_up(self, what: str, idle_within: float = 300) -> str:
+        """Make the server idle again: interrupt the running prompt, clear the queue and drop the cached
+        results (POST /interrupt, /queue clear, /free), then wait until nothing runs. Returns the
+        message for the failure: what was awaited, what the server was running and for how long, and
+        whether it is idle now."""
+        described = self.describe_queue()
+        self.post("/queue", {"clear": True})
+        self.post("/interrupt", {})
+        self.drop_cached_results()
+        deadline = time.monotonic() + idle_within
+        while time.monotonic() < deadline:
+            running, pending = self.queue_state()
+            if not running and not pending:
+                return f"{what}; {described}. Interrupted it and cleared the queue: the server is idle again."
+            time.sleep(0.2)  # a /queue poll
+        return f"{what}; {described}. Interrupted it and cleared the queue, but it was still busy {idle_within:g} s later."
+
+    def ensure_idle(self) -> str | None:
+        """Before a test: if an earlier one left prompts running or queued, stop them (give_up) and say so."""
+        running, pending = self.queue_state()
+        if running or pending:
+            return self.give_up("an earlier test left the server busy")
+        return None
 
     def run(self, prompt: dict, timeout: float = 600) -> dict:
         """Queue, wait, return {node_id: outputs}; raises PromptRejected or ExecutionFailed."""
@@ -140,8 +202,9 @@ class ComfyClient:
 
         import aiohttp
 
+        watched = Watched()
+
         async def watch():
-            watched = Watched()
             ws_url = self.base_url.replace("http://", "ws://") + f"/ws?clientId={self.client_id}"
             async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
                 watched.prompt_id = await asyncio.to_thread(self.queue, prompt)
@@ -170,7 +233,10 @@ class ComfyClient:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(1) as pool:
-            return pool.submit(asyncio.run, asyncio.wait_for(watch(), timeout)).result()
+            try:
+                return pool.submit(asyncio.run, asyncio.wait_for(watch(), timeout)).result()
+            except (TimeoutError, asyncio.TimeoutError):
+                raise TimeoutError(self.give_up(f"prompt {watched.prompt_id} did not finish within {timeout:g} s")) from None
 
     def output_images(self, outputs: dict, node_id: str) -> list[pathlib.Path]:
         """Saved images (type 'output') of one node; previews go to the temp folder and are left out."""
