@@ -68,3 +68,25 @@ def test_live_stock_graph_runs_on_the_tiny_sd21_base(comfy, shipped_models):
     from PIL import Image
 
     assert Image.open(path).size == (64, 48)
+
+
+def test_stock_load_checkpoint_reads_the_stand_in_sd21_base_with_its_narrow_vae():
+    """The shipped workflows' SD 2.1-base stand-in: no attention at the first level, a 32-wide VAE."""
+    path = cf.sd21_base_checkpoint("stand-in")
+    model, clip, vae, _ = comfy.sd.load_checkpoint_guess_config(str(path))
+    unet = model.model.diffusion_model
+    assert unet.model_channels == 32 and len(unet.input_blocks[1]) == 1 and len(unet.input_blocks[4]) == 2
+    assert [len(b) for b in unet.output_blocks[9:]] == [1, 1, 1] and len(unet.output_blocks[8]) == 3  # + upsample
+    assert vae.first_stage_model.encoder.conv_in.weight.shape[0] == 32
+    sd = comfy.utils.load_torch_file(str(path))
+    vae_sd = {k[len("first_stage_model."):]: v for k, v in sd.items() if k.startswith("first_stage_model.")}
+    assert vae.first_stage_model.state_dict().keys() == vae_sd.keys()  # every VAE weight used, none missing
+    image = torch.rand(1, 48, 64, 3)
+    assert vae.decode(vae.encode(image)).shape == (1, 48, 64, 3)
+
+
+def test_the_vae_hook_leaves_released_vaes_and_explicit_configs_alone():
+    real = cf.vae_state_dict("real")
+    assert test_size_models.test_size_vae_config(real) is None
+    assert comfy.sd.VAE(sd=real).first_stage_model.encoder.conv_in.weight.shape[0] == 128
+    assert test_size_models.test_size_vae_config(cf.vae_state_dict("tiny"))["params"]["ddconfig"]["ch"] == 32

@@ -3,7 +3,10 @@
 Each layout is built from the same network class the real weights load into (ComfyUI's own
 `openaimodel.UNetModel` for the SD family), so its keys are the real keys by construction.
 "tiny" variants keep every key and the real block structure but use narrow channels; "real"
-variants have the released shapes. Files are cached under a temp folder keyed by the layout
+variants have the released shapes. "stand-in" is tiny without attention at the highest resolution:
+the shipped workflows' model stand-ins (write_shipped_models) run at the sample's full size, up to a
+96x64 latent (6,144 tokens) for TASR, where that attention was most of a step's cost; the layouts
+with every key stay proven by "tiny" and "real". Files are cached under a temp folder keyed by the layout
 and this file's source, so a change here rebuilds them.
 """
 import copy
@@ -48,14 +51,21 @@ TINY_OVERRIDES = {
     "sd21": dict(model_channels=32, num_head_channels=16, context_dim=TINY_CONTEXT),
     "sdxl": dict(model_channels=32, num_head_channels=16, context_dim=TINY_CONTEXT),
 }
+# Stand-in: no transformer at the first level (input blocks 1-2, output blocks 9-11). Both lists run
+# from the first level to the last (UNetModel pops the output list from its end).
+STAND_IN_DEPTHS = {"sd21": dict(transformer_depth=[0, 0, 1, 1, 1, 1, 0, 0],
+                                transformer_depth_output=[0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 0, 0])}
+SIZES = ("tiny", "stand-in", "real")
 
 
 def unet_config(arch: str, size: str = "tiny") -> dict:
     config = copy.deepcopy(UNET_CONFIGS[arch])
-    if size == "tiny":
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    if size != "real":
         config.update(TINY_OVERRIDES[arch])
-    elif size != "real":
-        raise ValueError(f"size must be 'tiny' or 'real', got {size!r}")
+    if size == "stand-in":
+        config.update(STAND_IN_DEPTHS[arch])
     return config
 
 
@@ -91,6 +101,9 @@ def unet_state_dict(arch: str, size: str = "tiny", prediction: str = "eps", seed
     unet = build_unet(arch, size, seed, device, dtype)
     sd = {UNET_PREFIX + k: v for k, v in unet.state_dict().items()}
     if arch == "sd21" and device != "meta":
+        if UNET_PREFIX + SD2_V_MARKER not in sd:  # the stand-in has no first-level attention: eps by ComfyUI's rule
+            assert prediction == "eps", f"a {size} SD 2.1 UNet has no {SD2_V_MARKER} to mark v-prediction"
+            return sd
         g = torch.Generator().manual_seed(seed + 1)
         spread = {"v": 0.2, "eps": 0.01}[prediction]  # ComfyUI's threshold is 0.09
         marker = sd[UNET_PREFIX + SD2_V_MARKER]
@@ -137,6 +150,8 @@ def sd3_mmdit_state_dict(seed: int = 0) -> dict:
 VAE_CH = {"real": 128, "tiny": 32}
 OPENCLIP = {"real": dict(width=1024, layers=24, embed=1024), "tiny": dict(width=TINY_CONTEXT, layers=3, embed=TINY_CONTEXT)}
 RRDB = {"real": dict(nf=64, nb=23, gc=32), "tiny": dict(nf=8, nb=1, gc=32)}  # spandrel assumes gc = 32
+for _table in (VAE_CH, OPENCLIP, RRDB):
+    _table["stand-in"] = _table["tiny"]  # the stand-ins differ from tiny in the UNet's attention only
 LDM_SCHEDULE_BUFFERS = ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod",
                         "sqrt_one_minus_alphas_cumprod", "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod",
                         "sqrt_recipm1_alphas_cumprod", "posterior_variance", "posterior_log_variance_clipped",
@@ -252,11 +267,13 @@ SD21_BASE_FILE = "v2-1_512-ema-pruned.safetensors"  # SD 2.1-base's released sin
 
 def sd21_base_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
     """An SD 2.1-base single-file checkpoint (UNet, VAE, OpenCLIP text tower) as ComfyUI's stock
-    Load Checkpoint reads it. The VAE is real-size even for "tiny": ComfyUI's VAE class builds the
-    released SD VAE shape whatever the weights say. Tiny UNet and text tower load through the
-    test-size config that support/test_size_models.py registers."""
+    Load Checkpoint reads it. The VAE is real-size for "tiny"; the "stand-in" one is 32 wide, which
+    ComfyUI's VAE class (built at the released width whatever the weights say) loads through the
+    test-size VAE hook, as the narrow UNet and text tower load through the test-size config; both
+    are registered by support/test_size_models.py. At the TASR workflow's 768x512 the real-size VAE
+    took a minute per encode + decode on 2 cores."""
     sd = unet_state_dict("sd21", size, "eps", seed, dtype=dtype)
-    parts = {"first_stage_model.": vae_state_dict("real", seed + 1, dtype),
+    parts = {"first_stage_model.": vae_state_dict("real" if size == "tiny" else size, seed + 1, dtype),
              "cond_stage_model.model.": openclip_text_state_dict(size, seed + 2, dtype)}
     for prefix, weights in parts.items():
         sd.update({prefix + k: v for k, v in weights.items()})
@@ -277,9 +294,9 @@ def link_into(folder: pathlib.Path, name: str, cached: pathlib.Path) -> pathlib.
 
 
 def write_shipped_models(model_dirs):
-    """The DoSSR checkpoint the shipped DoSSR/TSS workflows name (tiny, official layout), and a tiny
-    SD 2.1-base for stock Load Checkpoint (the TADSR and TASR workflows start from it)."""
+    """The DoSSR checkpoint the shipped DoSSR/TSS workflows name (official layout), and an SD 2.1-base
+    for stock Load Checkpoint (the TADSR and TASR workflows start from it); both at the stand-in size."""
     target = model_dirs["dossr"] / "dossr_default.ckpt"
     if not target.exists():
-        write_torch_checkpoint(target, dossr_state_dict("tiny"))
-    link_into(model_dirs["checkpoints"], SD21_BASE_FILE, sd21_base_checkpoint("tiny"))
+        write_torch_checkpoint(target, dossr_state_dict("stand-in"))
+    link_into(model_dirs["checkpoints"], SD21_BASE_FILE, sd21_base_checkpoint("stand-in"))

@@ -225,9 +225,9 @@ def write_tadsr_pkl(path, size: str = "tiny", seed: int = 0, sd: dict | None = N
 
 
 def write_shipped_models(model_dirs):
-    """tadsr.pkl + time_vae/ in models/tadsr (tiny); the SD 2.1-base checkpoint comes from main's test support."""
+    """tadsr.pkl + time_vae/ in models/tadsr, fitting the stand-in SD 2.1-base that ckpt_factory ships."""
     folder = model_dirs["tadsr"]
     if not (folder / "tadsr.pkl").exists():
-        write_tadsr_pkl(folder / "tadsr.pkl")
+        write_tadsr_pkl(folder / "tadsr.pkl", size="stand-in")
     if not (folder / "time_vae" / "config.json").exists():
         write_time_vae(folder / "time_vae")

@@ -22,7 +22,7 @@ CONTROLNET, ADAPTERS = "checkpoint_controlnet", "checkpoint_adapter"
 def sd21_config(size: str = "tiny", width: int | None = None) -> dict:
     """SD 2.1-base's UNet config; tiny: 64 wide (or `width`), ckpt_factory's tiny heads and text context."""
     config = ckpt_factory.unet_config("sd21", size)
-    if size == "tiny":
+    if size != "real":
         config["model_channels"] = width or TINY_MODEL_CHANNELS
     return config
 
@@ -106,12 +106,13 @@ def write_tasr(path, sd: dict):
 
 
 def write_shipped_models(model_dirs):
-    """tasr_v1.pth for the shipped TASR workflows (tiny, random adapters, fitting the test-size SD 2.1-base
-    that ckpt_factory ships for stock Load Checkpoint), and the BSRNet x4 preprocessor (BasicSR RRDBNet)
-    where the stock Upscale Model Loader looks, if that folder is served."""
+    """tasr_v1.pth for the shipped TASR workflows (stand-in size, random adapters, fitting the stand-in SD
+    2.1-base that ckpt_factory ships for stock Load Checkpoint), and the BSRNet x4 preprocessor (BasicSR
+    RRDBNet) where the stock Upscale Model Loader looks, if that folder is served."""
     target = model_dirs["tasr"] / "tasr_v1.pth"
     if not target.exists():
-        write_tasr(target, tasr_state_dict("tiny", width=ckpt_factory.unet_config("sd21", "tiny")["model_channels"]))
+        width = ckpt_factory.unet_config("sd21", "stand-in")["model_channels"]
+        write_tasr(target, tasr_state_dict("stand-in", width=width))
     if "upscale_models" in model_dirs:
         bsrnet = model_dirs["upscale_models"] / "BSRNet.pth"
         if not bsrnet.exists():

@@ -9,7 +9,10 @@ server, so stock nodes (Load Checkpoint, UNETLoader) and the pack's loaders load
 they load the real ones. The pack itself knows nothing of test sizes.
 
 A tiny SD 2.x checkpoint for stock Load Checkpoint: tiny UNet, tiny OpenCLIP text tower (the
-TestSizeSD2 clip below), and a real-size VAE (ComfyUI's VAE class has a fixed SD VAE shape).
+TestSizeSD2 clip below), and a real-size VAE or (the shipped stand-in) a 32-wide one. ComfyUI's VAE
+class builds every SD VAE at the released width (ch 128) whatever the weights say, so `register()`
+also wraps `comfy.sd.VAE.__init__` to pass ComfyUI's own `config=` argument for an SD VAE narrower
+than released; real VAEs, and every call that brings its own config, are untouched.
 """
 TEST_HEAD_CHANNELS = 16  # attention head width of the factories' tiny UNets
 TEST_TEXT_WIDTH = 64  # ckpt_factory.TINY_CONTEXT: tiny text encoders and the UNets' context_dim
@@ -68,6 +71,39 @@ def _configs():
     return [TestSizeSD]
 
 
+RELEASED_VAE_CH = 128
+
+
+def test_size_vae_config(sd: dict) -> dict | None:
+    """VAE(config=...) for an LDM-format SD VAE narrower than released, else None (ComfyUI decides)."""
+    conv_in = sd.get("encoder.conv_in.weight")
+    if conv_in is None or "decoder.conv_in.weight" not in sd or "post_quant_conv.weight" not in sd:
+        return None
+    ch = conv_in.shape[0]
+    if ch >= RELEASED_VAE_CH:
+        return None
+    ddconfig = {"double_z": True, "z_channels": sd["decoder.conv_in.weight"].shape[1], "resolution": 256,
+                "in_channels": 3, "out_ch": 3, "ch": ch, "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2,
+                "attn_resolutions": [], "dropout": 0.0}
+    return {"params": {"ddconfig": ddconfig, "embed_dim": sd["post_quant_conv.weight"].shape[1]}}
+
+
+def _wrap_vae_init():
+    import comfy.sd
+
+    original = comfy.sd.VAE.__init__
+    if getattr(original, "test_size_vae", False):
+        return
+
+    def __init__(self, sd=None, device=None, config=None, *args, **kwargs):
+        if config is None and sd:
+            config = test_size_vae_config(sd)
+        original(self, sd, device, config, *args, **kwargs)
+
+    __init__.test_size_vae = True
+    comfy.sd.VAE.__init__ = __init__
+
+
 def register():
     """Idempotent; appends in place so every holder of ComfyUI's list sees the test sizes."""
     import comfy.supported_models
@@ -77,5 +113,6 @@ def register():
     for config in _registered:
         if config not in comfy.supported_models.models:
             comfy.supported_models.models.append(config)
+    _wrap_vae_init()
     return _registered
 
