@@ -119,7 +119,7 @@ def cached_checkpoint(name: str, make_state_dict, **params) -> pathlib.Path:
     path = CACHE_DIR / key / f"{name}.safetensors"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".partial")
+        tmp = path.with_suffix(f".{os.getpid()}.partial")  # suites side by side write their own, then one rename wins
         sd = {k: v.contiguous() for k, v in make_state_dict(**params).items()}
         safetensors.torch.save_file(sd, str(tmp))
         tmp.rename(path)
@@ -158,22 +158,33 @@ LDM_SCHEDULE_BUFFERS = ["betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_
                         "posterior_mean_coef1", "posterior_mean_coef2"]
 
 
-def vae_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+def vae_state_dict(size="tiny", seed=0, dtype=torch.float32, device="cpu") -> dict:
     """LDM AutoencoderKL (SD's f8 VAE), built with ComfyUI's own class."""
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
     ddconfig = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3,
                 "ch": VAE_CH[size], "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
-    vae = randomize_(AutoencoderKL(ddconfig=ddconfig, embed_dim=4), seed)
+    with torch.device(device):
+        vae = AutoencoderKL(ddconfig=ddconfig, embed_dim=4)
+    if device != "meta":
+        randomize_(vae, seed)
     return {k: v.to(dtype) for k, v in vae.state_dict().items()}
 
 
-def _random(shape, g, dtype, scale=None):
+def zeros_like_layout(sd: dict) -> dict:
+    """Zero tensors of a (meta) state dict's shapes and dtypes: a real-size file where only the layout
+    is under test, without the random fill of every weight (and its float32 copy)."""
+    return {k: torch.zeros(v.shape, dtype=v.dtype) for k, v in sd.items()}
+
+
+def _random(shape, g, dtype, scale=None, device="cpu"):
+    if device == "meta":
+        return torch.empty(shape, dtype=dtype, device="meta")
     fan_in = int(torch.tensor(shape[1:]).prod()) if len(shape) > 1 else 1
     return (torch.randn(shape, generator=g) * (scale if scale is not None else fan_in ** -0.5)).to(dtype)
 
 
-def openclip_text_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+def openclip_text_state_dict(size="tiny", seed=0, dtype=torch.float32, device="cpu") -> dict:
     """OpenCLIP text tower as SD 2.x stores it under cond_stage_model.model. (visual tower removed)."""
     w, layers, embed = OPENCLIP[size]["width"], OPENCLIP[size]["layers"], OPENCLIP[size]["embed"]
     g = torch.Generator().manual_seed(seed)
@@ -187,7 +198,9 @@ def openclip_text_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
                        b + "mlp.c_fc.bias": (4 * w,), b + "mlp.c_proj.weight": (w, 4 * w), b + "mlp.c_proj.bias": (w,)})
     sd = {}
     for k, shape in shapes.items():
-        if k.endswith(("ln_1.weight", "ln_2.weight", "ln_final.weight")):
+        if device == "meta":
+            sd[k] = _random(shape, g, dtype, device=device)
+        elif k.endswith(("ln_1.weight", "ln_2.weight", "ln_final.weight")):
             sd[k] = (1 + 0.1 * torch.randn(shape, generator=g)).to(dtype)
         elif k == "logit_scale":
             sd[k] = torch.tensor(4.6052, dtype=dtype)
@@ -198,7 +211,7 @@ def openclip_text_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
     return sd
 
 
-def rrdbnet_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+def rrdbnet_state_dict(size="tiny", seed=0, dtype=torch.float32, device="cpu") -> dict:
     """BasicSR RRDBNet x4 (DoSSR's esrgan.RRDBNet_arch): conv_first, body.N.rdbK.convM, conv_up1/2, conv_hr, conv_last."""
     nf, nb, gc = RRDB[size]["nf"], RRDB[size]["nb"], RRDB[size]["gc"]
     g = torch.Generator().manual_seed(seed)
@@ -211,12 +224,12 @@ def rrdbnet_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
     sd = {}
     for name, (cout, cin) in convs.items():
         scale = 0.1 * (cin * 9) ** -0.5 if ".rdb" in name else (cin * 9) ** -0.5
-        sd[name + ".weight"] = _random((cout, cin, 3, 3), g, dtype, scale)
-        sd[name + ".bias"] = torch.zeros(cout, dtype=dtype)
+        sd[name + ".weight"] = _random((cout, cin, 3, 3), g, dtype, scale, device)
+        sd[name + ".bias"] = torch.zeros(cout, dtype=dtype, device=device)
     return sd
 
 
-def latent_controlnet_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
+def latent_controlnet_state_dict(size="tiny", seed=0, dtype=torch.float32, device="cpu") -> dict:
     """The DiffBIR/DoSSR ControlNet: ComfyUI's (= lllyasviel's) ControlNet keys with an 8-channel first conv
     and no input_hint_block."""
     from comfy.cldm.cldm import ControlNet
@@ -226,25 +239,28 @@ def latent_controlnet_state_dict(size="tiny", seed=0, dtype=torch.float32) -> di
     for key in ("out_channels", "transformer_depth_output", "use_temporal_resblock", "use_temporal_attention"):
         config.pop(key)
     config["in_channels"] = 8
-    net = randomize_(ControlNet(hint_channels=4, **config, operations=comfy.ops.disable_weight_init), seed)
+    net = ControlNet(hint_channels=4, **config, device=device, operations=comfy.ops.disable_weight_init)
+    if device != "meta":
+        randomize_(net, seed)
     return {k: v.to(dtype) for k, v in net.state_dict().items() if not k.startswith("input_hint_block.")}
 
 
-def dossr_state_dict(size="tiny", seed=0, dtype=torch.float32) -> dict:
-    """dossr_default.ckpt's layout: every official prefix, plus the LDM schedule buffers."""
-    sd = {k: v.to(dtype) for k, v in unet_state_dict("sd21", size, "eps", seed, dtype=dtype).items()}
+def dossr_state_dict(size="tiny", seed=0, dtype=torch.float32, device="cpu") -> dict:
+    """dossr_default.ckpt's layout: every official prefix, plus the LDM schedule buffers. device="meta":
+    the layout alone (zeros_like_layout makes it a file's worth of zeros)."""
+    sd = {k: v.to(dtype) for k, v in unet_state_dict("sd21", size, "eps", seed, device, dtype).items()}
     parts = {
-        "first_stage_model.": vae_state_dict(size, seed + 1, dtype),
-        "cond_stage_model.model.": openclip_text_state_dict(size, seed + 2, dtype),
-        "control_model.": latent_controlnet_state_dict(size, seed + 3, dtype),
-        "preprocess_model.": rrdbnet_state_dict(size, seed + 4, dtype),
+        "first_stage_model.": vae_state_dict(size, seed + 1, dtype, device),
+        "cond_stage_model.model.": openclip_text_state_dict(size, seed + 2, dtype, device),
+        "control_model.": latent_controlnet_state_dict(size, seed + 3, dtype, device),
+        "preprocess_model.": rrdbnet_state_dict(size, seed + 4, dtype, device),
     }
-    cond_encoder = vae_state_dict(size, seed + 5, dtype)  # its own weights, not the VAE's
+    cond_encoder = vae_state_dict(size, seed + 5, dtype, device)  # its own weights, not the VAE's
     parts["cond_encoder."] = {k: v for k, v in cond_encoder.items() if k.startswith(("encoder.", "quant_conv."))}
     for prefix, weights in parts.items():
         sd.update({prefix + k: v for k, v in weights.items()})
     for name in LDM_SCHEDULE_BUFFERS:
-        sd[name] = torch.linspace(0.001, 0.999, 1000, dtype=torch.float32)
+        sd[name] = torch.linspace(0.001, 0.999, 1000, dtype=torch.float32, device=device)
     return sd
 
 
