@@ -81,10 +81,20 @@ def open_page(browser, base_url: str, timeout_ms: int = 120_000):
     return page
 
 
+def rendered(page, frames: int = 2):
+    """Wait until the page has drawn `frames` more animation frames: what a change of state (a dialog
+    opened, a canvas moved) needs to reach the screen, without a fixed sleep."""
+    page.evaluate("""n => new Promise(done => {
+      const next = k => k ? requestAnimationFrame(() => next(k - 1)) : done();
+      next(n);
+    })""", frames)
+
+
 def load_workflow(page, workflow: dict, name: str):
-    """As a drag-and-drop of the file does: app.loadGraphData with the workflow's own name."""
+    """As a drag-and-drop of the file does: app.loadGraphData with the workflow's own name. The
+    promise settles after the frontend has opened its missing-nodes/models reports; then they render."""
     page.evaluate("([wf, name]) => window.app.loadGraphData(wf, true, true, name)", [workflow, name])
-    page.wait_for_timeout(300)  # let dialogs that follow a load (missing nodes/models) open
+    rendered(page)
 
 
 VISIBLE_DIALOGS_JS = """() => [...document.querySelectorAll('.p-dialog, .comfy-modal, [role=dialog]')]
@@ -134,7 +144,7 @@ def shown_errors(page) -> list[str]:
         summary = overlay.first.inner_text()
         if page.locator(ERROR_OVERLAY_DETAILS).count():
             page.locator(ERROR_OVERLAY_DETAILS).first.click()
-            page.wait_for_timeout(500)
+            page.locator("[data-testid^=error-group-]").first.wait_for(state="visible", timeout=30_000)
         details = page.evaluate(ERROR_GROUPS_JS)
         texts += [f"{summary.splitlines()[0]}: {d}" for d in details] or [summary]
     return texts
@@ -177,4 +187,4 @@ def fit_view(page, margins=(70, 110, 20, 20)):
       c.ds.offset[1] = mt / scale - y0;
       c.setDirty(true, true);
     }""", list(margins))
-    page.wait_for_timeout(500)
+    rendered(page)
