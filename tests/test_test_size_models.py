@@ -87,6 +87,6 @@ def test_stock_load_checkpoint_reads_the_stand_in_sd21_base_with_its_narrow_vae(
 
 def test_the_vae_hook_leaves_released_vaes_and_explicit_configs_alone():
     real = cf.vae_state_dict("real")
-    assert test_size_models.test_size_vae_config(real) is None
+    assert test_size_models.narrow_vae_config(real) is None
     assert comfy.sd.VAE(sd=real).first_stage_model.encoder.conv_in.weight.shape[0] == 128
-    assert test_size_models.test_size_vae_config(cf.vae_state_dict("tiny"))["params"]["ddconfig"]["ch"] == 32
+    assert test_size_models.narrow_vae_config(cf.vae_state_dict("tiny"))["params"]["ddconfig"]["ch"] == 32

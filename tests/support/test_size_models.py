@@ -74,7 +74,7 @@ def _configs():
 RELEASED_VAE_CH = 128
 
 
-def test_size_vae_config(sd: dict) -> dict | None:
+def narrow_vae_config(sd: dict) -> dict | None:
     """VAE(config=...) for an LDM-format SD VAE narrower than released, else None (ComfyUI decides)."""
     conv_in = sd.get("encoder.conv_in.weight")
     if conv_in is None or "decoder.conv_in.weight" not in sd or "post_quant_conv.weight" not in sd:
@@ -97,7 +97,7 @@ def _wrap_vae_init():
 
     def __init__(self, sd=None, device=None, config=None, *args, **kwargs):
         if config is None and sd:
-            config = test_size_vae_config(sd)
+            config = narrow_vae_config(sd)
         original(self, sd, device, config, *args, **kwargs)
 
     __init__.test_size_vae = True
