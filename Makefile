@@ -7,7 +7,7 @@ bootstrap:
 	@bash .ci/bootstrap.sh
 
 demo: bootstrap
-	$(PY) tests/tools/demo.py
+	$(PY) tools/demo.py
 
 test: bootstrap
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -18,13 +18,13 @@ dev-extras: bootstrap
 
 # Benchmarks print numbers (real SD2.1 size on CPU takes several minutes each).
 bench: dev-extras
-	$(PY) tests/tools/benchmarks/bench_dossr.py
-	$(PY) tests/tools/benchmarks/bench_tss.py
-	$(PY) tests/tools/benchmarks/bench_starter_quality.py
+	$(PY) tools/benchmarks/bench_dossr.py
+	$(PY) tools/benchmarks/bench_tss.py
+	$(PY) tools/benchmarks/bench_starter_quality.py
 
 train-starter: dev-extras
-	$(PY) tests/tools/train_starter_sr.py
+	$(PY) tools/train_starter_sr.py
 
 # README pictures (workflows/assets/): before/after, TSS maps, workflow screenshots; not part of test.
 docs: bootstrap
-	$(PY) tests/tools/make_docs.py
+	$(PY) tools/make_docs.py

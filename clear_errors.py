@@ -1,10 +1,15 @@
 """Errors users read: plain text that names what is wrong, the value and what is allowed.
 
-ComfyUI shows an exception's message and its class's full name (module + class). The pack's
-modules are loaded under the install path, so their error classes would show that path; the
-classes here give themselves a short fixed module name instead. Any node, sampler or loader
-raises `InputError` for a bad input and calls `require_finite` where a model's output or an
-input tensor may hold NaN or infinity, naming the model or input it came from.
+The pack's error policy, everywhere (nodes, samplers, patches, loaders):
+- `InputError` for anything the user fed a node: a value, an image, a latent, sigmas, a model or
+  VAE wired to the wrong input. The message names the input and says what to connect or set.
+- `CheckpointError` for a model file: missing, unreadable, unsafe, or not the layout expected. The
+  message says what the file looks like and what was expected.
+- `require_finite` / `require_finite_output` where an input tensor or a model's output may hold NaN
+  or infinity; every sampler names the model at its first non-finite step.
+Other exceptions are bugs of the pack. ComfyUI shows an exception's message and its class's full
+name (module + class); the pack's modules are loaded under the install path, so the classes here
+give themselves a short fixed module name instead.
 """
 import re
 
@@ -17,6 +22,12 @@ class InputError(ValueError):
     """A bad input, worded for the user."""
 
     __module__ = "TimeAwareSR"  # shown by ComfyUI instead of the install path
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or not what the loader expects."""
+
+    __module__ = "TimeAwareSR"
 
 
 def plain(text: str) -> str:

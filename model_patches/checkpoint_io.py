@@ -8,6 +8,8 @@ import re
 
 import torch
 
+from ..clear_errors import CheckpointError
+
 # Prefix -> what a file with keys under it is, for telling users what they gave us.
 KNOWN_LAYOUTS = [
     ("control_model.", "a ControlNet (ControlLDM) checkpoint"),
@@ -25,14 +27,19 @@ KNOWN_LAYOUTS = [
 ]
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, or not what the loader expects."""
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DataParallel / DistributedDataParallel, torch.compile
 
-    __module__ = "TimeAwareSR"  # ComfyUI shows module.class; the real module name holds the install path
+
+def strip_wrappers(sd: dict) -> dict:
+    """The keys without the prefixes that training wrappers put on every key (each one, if all keys have it)."""
+    for prefix in WRAPPER_PREFIXES:
+        if sd and all(isinstance(k, str) and k.startswith(prefix) for k in sd):
+            sd = {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
 
 
 def read_checkpoint(path: str) -> dict:
-    """The file's tensors, with any `state_dict` wrapper and DataParallel `module.` prefix removed."""
+    """The file's tensors, with any `state_dict` wrapper and training-wrapper prefixes removed."""
     import comfy.utils
 
     name = os.path.basename(path)
@@ -47,9 +54,7 @@ def read_checkpoint(path: str) -> dict:
         raise CheckpointError(load_failure_message(name, path, e)) from None
     if not isinstance(sd, dict):
         raise CheckpointError(f"{name} holds a {type(sd).__name__}, not a dictionary of weights")
-    if sd and all(isinstance(k, str) and k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    return strip_wrappers(sd)
 
 
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")

@@ -7,7 +7,8 @@ weights. (The test suite registers its small test sizes in that list: tests/supp
 """
 import torch
 
-from .checkpoint_io import CheckpointError, check_keys
+from ..clear_errors import CheckpointError
+from .checkpoint_io import check_keys
 
 
 def build_unet(unet_sd: dict, model_type=None):
@@ -118,9 +119,10 @@ def build_sd2_text_encoder(te_sd: dict):
 
 def build_upscale_model(esrgan_sd: dict, component: str = "ESRGAN preprocessor"):
     """spandrel ImageModelDescriptor (ComfyUI's UPSCALE_MODEL) for BasicSR RRDBNet weights."""
+    from spandrel import ImageModelDescriptor, ModelLoader
+
     import comfy.model_management as mm
     import comfy.model_patcher
-    from spandrel import ImageModelDescriptor, ModelLoader
 
     try:
         model = ModelLoader().load_from_state_dict(esrgan_sd).eval()

@@ -8,9 +8,10 @@ from .dossr_sampling import DoSSRSampler, DoSSRScheduler
 from .resshift_image import ResShiftCropOutput, ResShiftPrepareLR
 from .resshift_loader import ResShiftLoader
 from .resshift_sampling import ResShiftSampler, ResShiftScheduler
-from .starter_loader import StarterModelLoader
 from .sds_map import SDSVarianceMap
-from .tadsr import LoadTADSR, TADSREncode, TADSREncodeTiled, TADSROneStep
+from .starter_loader import StarterModelLoader
+from .tadsr import TADSREncode, TADSREncodeTiled, TADSROneStep
+from .tadsr_loader import LoadTADSR
 from .tasr import ApplyTASRAdapters, TASRLoader
 from .tds_scheduler import TDSScheduler
 from .tiling import TiledDiffusion

@@ -1,11 +1,11 @@
 from comfy_api.v0_0_2 import io
 
-from ..samplers.color_fix import METHODS
+from ..image_ops.color_fix import METHODS
 from .category import CATEGORY
-from .validation import check_inputs, require_valid_inputs
+from .pack_node import PackNode
 
 
-class ColorFix(io.ComfyNode):
+class ColorFix(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -35,13 +35,7 @@ class ColorFix(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)
-
-    @classmethod
     def execute(cls, image, reference, method) -> io.NodeOutput:
-        from ..samplers.color_fix import color_fix_images
-
-        require_valid_inputs(cls, locals())
+        from ..image_ops.color_fix import color_fix_images
 
         return io.NodeOutput(color_fix_images(image, reference, method))

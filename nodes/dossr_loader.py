@@ -2,12 +2,14 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, model_file, require_valid_inputs
+from .pack_node import PackNode
 
 FOLDER = "dossr"
 
 
-class DoSSRCheckpointLoader(io.ComfyNode):
+class DoSSRCheckpointLoader(PackNode):
+    model_files = {"ckpt_name": (FOLDER, "download dossr_default.ckpt from the DoSSR release")}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -35,13 +37,7 @@ class DoSSRCheckpointLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        found = model_file("ckpt_name", FOLDER, values.get("ckpt_name"), "download dossr_default.ckpt from the DoSSR release")
-        return found if found is not True else check_inputs(cls, values)
-
-    @classmethod
     def execute(cls, ckpt_name) -> io.NodeOutput:
         from ..model_patches.dossr.checkpoint import load_dossr
 
-        require_valid_inputs(cls, locals())
         return io.NodeOutput(*load_dossr(folder_paths.get_full_path_or_raise(FOLDER, ckpt_name)))

@@ -2,7 +2,8 @@ from comfy_api.v0_0_2 import io
 
 from ..samplers.tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
 from .category import CATEGORY
-from .validation import check_inputs, pixel_schedule, require_valid_inputs
+from .pack_node import PackNode
+from .validation import tss_ranges_rule
 
 T1_TOOLTIP = ("Timestep where the domain shift is complete (the LR latent plus noise). DoSSR's released "
               "models were trained with 500; keep it unless you trained your own.")
@@ -12,7 +13,7 @@ A_MIN, A_MAX = DOSSR_TSS_A_RANGE
 N_MIN, N_MAX = SDS_N_RANGE
 
 
-class DoSSRScheduler(io.ComfyNode):
+class DoSSRScheduler(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -37,11 +38,7 @@ class DoSSRScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values, cls.input_rules)
-
-    @staticmethod
-    def input_rules(v) -> bool | str:
+    def rule(cls, v) -> bool | str:
         steps, t1 = v.get("steps"), v.get("t1")
         if None not in (steps, t1) and steps >= t1:
             return f"steps must be below t1 ({t1}), got {steps}"
@@ -51,12 +48,10 @@ class DoSSRScheduler(io.ComfyNode):
     def execute(cls, model, steps, t1, final_clean=False) -> io.NodeOutput:
         from ..samplers.dossr_schedule import dossr_sigmas
 
-        require_valid_inputs(cls, locals(), cls.input_rules)
-
         return io.NodeOutput(dossr_sigmas(model.get_model_object("model_sampling"), steps, t1, final_clean))
 
 
-class DoSSRSampler(io.ComfyNode):
+class DoSSRSampler(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -88,14 +83,10 @@ class DoSSRSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values, cls.input_rules)
-
-    @staticmethod
-    def input_rules(v) -> bool | str:
+    def rule(cls, v) -> bool | str:
         # a_max is bounded by t1 only when a connected variance map makes the a-range matter
         a_limit = v.get("t1") if "variance_map" in v else None
-        return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=a_limit)
+        return tss_ranges_rule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=a_limit)
 
     @classmethod
     def execute(cls, order, t1, variance_map=None, a_min=A_MIN, a_max=A_MAX, n_min=N_MIN, n_max=N_MAX) -> io.NodeOutput:
@@ -103,7 +94,6 @@ class DoSSRSampler(io.ComfyNode):
 
         from ..samplers.dossr_solver import sample_dossr
 
-        require_valid_inputs(cls, locals(), cls.input_rules)
         options = {"order": order, "t1": t1}
         if variance_map is not None:
             options.update(variance=variance_map, a_range=(a_min, a_max), n_range=(n_min, n_max))

@@ -1,18 +1,10 @@
-import torch
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, require_valid_inputs
+from .pack_node import PackNode
 
 
-def check_image(name: str, image: torch.Tensor):
-    if image.ndim != 4 or image.shape[-1] not in (3, 4):
-        raise ValueError(f"{name} must be an RGB image batch (B, H, W, 3), got shape {tuple(image.shape)}")
-    if not torch.isfinite(image).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-
-
-class ResShiftPrepareLR(io.ComfyNode):
+class ResShiftPrepareLR(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -33,21 +25,15 @@ class ResShiftPrepareLR(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-
-    @classmethod
     def execute(cls, image) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
         from ..model_patches.resshift.lr_image import prepare_lr
-        from ..model_patches.resshift.model import LQ_KEY
+        from ..model_patches.resshift.model import lq_conditioning
 
-        check_image("image", image)
         upscaled, lq = prepare_lr(image)
-        return io.NodeOutput(upscaled, [[torch.zeros(1, 1, 1), {LQ_KEY: lq}]])
+        return io.NodeOutput(upscaled, lq_conditioning(lq))
 
 
-class ResShiftCropOutput(io.ComfyNode):
+class ResShiftCropOutput(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -64,17 +50,7 @@ class ResShiftCropOutput(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-
-    @classmethod
     def execute(cls, image, lr_image) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
-        from ..model_patches.resshift.lr_image import SCALE, crop_output, padded_size
+        from ..model_patches.resshift.lr_image import crop_output
 
-        h, w = lr_image.shape[1:3]
-        if image.shape[1] < SCALE * h or image.shape[2] < SCALE * w:
-            raise ValueError(f"image is {image.shape[2]}x{image.shape[1]} px, smaller than 4x lr_image "
-                             f"({SCALE * w}x{SCALE * h}); expected the decoded result of the same LR "
-                             f"({SCALE * padded_size(w)}x{SCALE * padded_size(h)} px)")
-        return io.NodeOutput(crop_output(image, h, w))
+        return io.NodeOutput(crop_output(image, *lr_image.shape[1:3]))

@@ -2,13 +2,15 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs_then_own, model_file, require_valid_inputs
+from .pack_node import PackNode
 
 FOLDER = "resshift"
 PRESET_OPTIONS = ["auto", "resshift_v1", "resshift_v3", "sinsr", "tad_sr"]
 
 
-class ResShiftLoader(io.ComfyNode):
+class ResShiftLoader(PackNode):
+    model_files = {name: (FOLDER, "download it from the ResShift or SinSR release") for name in ("ckpt_name", "vae_name")}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -39,22 +41,7 @@ class ResShiftLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs_then_own(cls, values)
-
-    @classmethod
-    def own_checks(cls, ckpt_name=None, vae_name=None, preset=None, **_) -> bool | str:
-        for name, value in (("ckpt_name", ckpt_name), ("vae_name", vae_name)):
-            ok = model_file(name, FOLDER, value, "download it from the ResShift or SinSR release")
-            if ok is not True:
-                return ok
-        if preset is not None and preset not in PRESET_OPTIONS:
-            return f"preset must be one of {', '.join(PRESET_OPTIONS)}, got {preset!r}"
-        return True
-
-    @classmethod
     def execute(cls, ckpt_name, vae_name, preset="auto") -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
         from ..model_patches.resshift.checkpoint import load_resshift
 
         model, vae, _ = load_resshift(folder_paths.get_full_path_or_raise(FOLDER, ckpt_name),

@@ -1,10 +1,10 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, require_valid_inputs
+from .pack_node import PackNode
 
 
-class ResShiftScheduler(io.ComfyNode):
+class ResShiftScheduler(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -24,18 +24,13 @@ class ResShiftScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-
-    @classmethod
     def execute(cls, model, steps=0) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
         from ..samplers.resshift_schedule import resshift_sigmas
 
         return io.NodeOutput(resshift_sigmas(model.get_model_object("model_sampling"), steps))
 
 
-class ResShiftSampler(io.ComfyNode):
+class ResShiftSampler(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -50,12 +45,7 @@ class ResShiftSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-
-    @classmethod
     def execute(cls) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
         import comfy.samplers
 
         from ..samplers.resshift_sampler import sample_resshift

@@ -1,10 +1,10 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, require_valid_inputs
+from .pack_node import PackNode
 
 
-class SDSVarianceMap(io.ComfyNode):
+class SDSVarianceMap(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -24,15 +24,7 @@ class SDSVarianceMap(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)
-
-    @classmethod
     def execute(cls, image) -> io.NodeOutput:
-        from ..samplers.sds_map import variance_map
+        from ..image_ops.sds_map import variance_map_outputs
 
-        require_valid_inputs(cls, locals())
-        if min(image.shape) == 0:
-            raise ValueError(f"SDS Variance Map: the image is empty (shape {None if image is None else tuple(image.shape)})")
-        v = variance_map(image)
-        return io.NodeOutput(v[..., None].expand(-1, -1, -1, 3).contiguous(), v)
+        return io.NodeOutput(*variance_map_outputs(image))

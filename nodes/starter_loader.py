@@ -2,13 +2,15 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, model_file, require_valid_inputs
+from .pack_node import PackNode
 
 FOLDER = "timeaware_sr"
 DEFAULT = "starter_sr.safetensors"
 
 
-class StarterModelLoader(io.ComfyNode):
+class StarterModelLoader(PackNode):
+    model_files = {"model_name": (FOLDER, "the bundled file is model_patches/weights/" + DEFAULT)}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         names = folder_paths.get_filename_list(FOLDER)
@@ -34,13 +36,7 @@ class StarterModelLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        found = model_file("model_name", FOLDER, values.get("model_name"), "the bundled file is model_patches/weights/" + DEFAULT)
-        return found if found is not True else check_inputs(cls, values)
-
-    @classmethod
     def execute(cls, model_name) -> io.NodeOutput:
         from ..model_patches.starter.starter_sr import load_starter
 
-        require_valid_inputs(cls, locals())
         return io.NodeOutput(*load_starter(folder_paths.get_full_path_or_raise(FOLDER, model_name)))

@@ -2,13 +2,15 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, check_inputs_then_own, model_file, require_valid_inputs
+from .pack_node import PackNode
 
 FOLDER = "tasr"
 TASRAdapters = io.Custom("TASR_ADAPTERS")
 
 
-class TASRLoader(io.ComfyNode):
+class TASRLoader(PackNode):
+    model_files = {"tasr_name": (FOLDER, "download tasr_v1.pth from the TASR release")}
+
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -33,22 +35,13 @@ class TASRLoader(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs_then_own(cls, values)
-
-    @classmethod
-    def own_checks(cls, tasr_name=None, **_) -> bool | str:
-        return model_file("tasr_name", FOLDER, tasr_name, "download tasr_v1.pth from the TASR release")
-
-    @classmethod
     def execute(cls, tasr_name) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
         from ..model_patches.tasr.checkpoint import load_tasr
 
         return io.NodeOutput(*load_tasr(folder_paths.get_full_path_or_raise(FOLDER, tasr_name)))
 
 
-class ApplyTASRAdapters(io.ComfyNode):
+class ApplyTASRAdapters(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -68,12 +61,7 @@ class ApplyTASRAdapters(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)  # the schema's kinds and ranges (nodes/validation.py)
-
-    @classmethod
     def execute(cls, model, tasr_adapters) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
         from ..model_patches.tasr.adapter_patch import apply_tasr_adapters
 
         return io.NodeOutput(apply_tasr_adapters(model, tasr_adapters))

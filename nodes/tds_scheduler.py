@@ -1,10 +1,10 @@
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
-from .validation import check_inputs, require_valid_inputs
+from .pack_node import PackNode
 
 
-class TDSScheduler(io.ComfyNode):
+class TDSScheduler(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -33,11 +33,7 @@ class TDSScheduler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values, cls.input_rules)
-
-    @staticmethod
-    def input_rules(v) -> bool | str:
+    def rule(cls, v) -> bool | str:
         from ..samplers.tds_schedule import check_tds_parameters
 
         if None in (v.get("a"), v.get("n"), v.get("start"), v.get("end")):
@@ -51,7 +47,5 @@ class TDSScheduler(io.ComfyNode):
     @classmethod
     def execute(cls, model, steps, a, n, start, end) -> io.NodeOutput:
         from ..samplers.tds_schedule import tds_sigmas
-
-        require_valid_inputs(cls, locals(), cls.input_rules)
 
         return io.NodeOutput(tds_sigmas(model.get_model_object("model_sampling"), steps, a, n, start, end))

@@ -1,12 +1,12 @@
 from comfy_api.v0_0_2 import io
 
+from ..model_patches.tiling.tile_grid import BLENDS
+from ..model_patches.tiling.tiled_model import check_overlap, patch_tiled_diffusion
 from .category import CATEGORY
-from .validation import check_inputs_then_own, raise_unless_valid, require_valid_inputs
-
-BLENDS = ["gaussian", "uniform"]  # tile_grid.BLENDS (a test keeps them equal); no torch import at load time
+from .pack_node import PackNode
 
 
-class TiledDiffusion(io.ComfyNode):
+class TiledDiffusion(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -25,7 +25,7 @@ class TiledDiffusion(io.ComfyNode):
                 io.Int.Input("overlap", default=16, min=0, max=1023, step=1,
                              tooltip="Latent pixels shared by neighbouring tiles. More overlap hides seams better and "
                              "costs more model work."),
-                io.Combo.Input("blend", options=BLENDS, default="gaussian",
+                io.Combo.Input("blend", options=list(BLENDS), default="gaussian",
                                tooltip="How overlapping tiles are mixed: gaussian weights favour each tile's centre "
                                "(smooth, seam-free transitions); uniform averages them (MultiDiffusion)."),
                 io.Int.Input("tile_batch", default=4, min=1, max=256, step=1,
@@ -37,19 +37,9 @@ class TiledDiffusion(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs_then_own(cls, values)
-
-    @classmethod
-    def own_checks(cls, tile_size=None, overlap=None, blend=None, tile_batch=None, **_) -> bool | str:
-        from ..model_patches.tiling.tiled_model import check_settings
-
-        return check_settings(tile_size, overlap, blend, tile_batch)
+    def rule(cls, v) -> bool | str:
+        return check_overlap(v.get("tile_size"), v.get("overlap"))
 
     @classmethod
     def execute(cls, model, tile_size, overlap, blend, tile_batch) -> io.NodeOutput:
-        require_valid_inputs(cls, locals())
-        from ..model_patches.tiling.tiled_model import check_settings, patch_tiled_diffusion
-
-        raise_unless_valid(check_settings(tile_size, overlap, blend, tile_batch))
         return io.NodeOutput(patch_tiled_diffusion(model, tile_size, overlap, blend, tile_batch))

@@ -3,10 +3,11 @@ from comfy_api.v0_0_2 import io
 from ..samplers.tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 from ..samplers.tss_sampler import BASES
 from .category import CATEGORY
-from .validation import check_inputs, pixel_schedule, require_valid_inputs
+from .pack_node import PackNode
+from .validation import tss_ranges_rule
 
 
-class TSSSpatialTimestepPatch(io.ComfyNode):
+class TSSSpatialTimestepPatch(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -21,19 +22,13 @@ class TSSSpatialTimestepPatch(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values)
-
-    @classmethod
     def execute(cls, model) -> io.NodeOutput:
         from ..model_patches.tss.spatial_timestep import patch_spatial_timesteps
-
-        require_valid_inputs(cls, locals())
 
         return io.NodeOutput(patch_spatial_timesteps(model))
 
 
-class TSSSampler(io.ComfyNode):
+class TSSSampler(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
@@ -61,12 +56,8 @@ class TSSSampler(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, **values) -> bool | str:
-        return check_inputs(cls, values, cls.input_rules)
-
-    @staticmethod
-    def input_rules(v) -> bool | str:
-        return pixel_schedule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=999)
+    def rule(cls, v) -> bool | str:
+        return tss_ranges_rule(v.get("a_min"), v.get("a_max"), v.get("n_min"), v.get("n_max"), a_limit=999)
 
     @classmethod
     def execute(cls, variance_map, base, a_min, a_max, n_min, n_max) -> io.NodeOutput:
@@ -74,6 +65,5 @@ class TSSSampler(io.ComfyNode):
 
         from ..samplers.tss_sampler import sample_tss
 
-        require_valid_inputs(cls, locals(), cls.input_rules)
         options = {"variance": variance_map, "base": base, "a_range": (a_min, a_max), "n_range": (n_min, n_max)}
         return io.NodeOutput(comfy.samplers.KSAMPLER(sample_tss, extra_options=options))

@@ -1,20 +1,12 @@
-"""Input checks for V3 nodes, derived from each node's own schema (the one definition of every
-range, option list and input kind).
+"""Input checks for the pack's nodes, derived from each node's own schema (the one definition of
+every range, option list and input kind); nodes/pack_node.py runs them.
 
 ComfyUI 0.3.75 does not check V3 combo values, and it skips its own min/max checks for every
-input a node's `validate_inputs` takes, so nodes check everything here:
-
-    @classmethod
-    def validate_inputs(cls, **values):          # at queue time: widget values
-        return check_inputs(cls, values, cls.input_rules)
-
-    @classmethod
-    def execute(cls, model, steps, ...):         # at run time: every value, linked ones too
-        require_valid_inputs(cls, locals(), cls.input_rules)
-
-An input fed by a link reaches validate_inputs without a value (None) and is skipped there; at run
-time it is known and gets exactly the same checks, so a linked value can never pass where a widget
-value would not. Messages name the node, the input, the value given and what is allowed.
+input a node's `validate_inputs(**values)` takes, so the checks are made here: at queue time on the
+widget values, and when the node runs on every value. An input fed by a link reaches
+validate_inputs without a value (None) and is skipped there; at run time it is known and gets
+exactly the same checks, so a linked value can never pass where a widget value would not.
+Messages name the node, the input, the value given and what is allowed.
 """
 import math
 import numbers
@@ -99,12 +91,14 @@ def _finite(tensor) -> bool:
     return bool(torch.isfinite(tensor).all())
 
 
-def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bool | str:
+def check_inputs(node_cls, values: dict, at_run: bool = False) -> bool | str:
     """True, or the first problem as "<node>: <input> must be ..., got ...". Values of None are
-    linked (skipped) at queue time; at run time a None for a required input is an error.
-    `rules(known)` adds the node's rules between inputs; it sees None for linked values not known
-    yet, and no key for an optional input left unconnected."""
+    linked (skipped) at queue time; at run time a None for a required input is an error. Inputs
+    named in the node's `model_files` are checked against their folder; then `node_cls.rule(known)`
+    checks what lies between inputs: it sees None for linked values not known yet, and no key for
+    an optional input left unconnected."""
     schema = node_cls.define_schema()
+    model_files = getattr(node_cls, "model_files", {})
     known = {}
     for spec in schema.inputs:
         if spec.id not in values:
@@ -116,26 +110,24 @@ def check_inputs(node_cls, values: dict, rules=None, at_run: bool = False) -> bo
             if not at_run:  # linked: present but not known yet (an unconnected optional input is absent)
                 known[spec.id] = None
             continue
-        problem = check_value(spec, value)
+        if spec.id in model_files:
+            problem = model_file(spec.id, *model_files[spec.id], value)
+            problem = None if problem is True else problem
+        else:
+            problem = check_value(spec, value)
         if problem:
             return f"{schema.display_name}: {problem}"
         known[spec.id] = value
-    problem = rules(known) if rules is not None else True
+    rule = getattr(node_cls, "rule", None)
+    problem = rule(known) if rule is not None else True
     if problem is not True and problem is not None:
         return f"{schema.display_name}: {problem}"
     return True
 
 
-def check_inputs_then_own(node_cls, values: dict) -> bool | str:
-    """The schema's kinds and ranges first; then the node's `own_checks(**values)` (model files, rules
-    between inputs), which may rely on the kinds being right and which execute reruns on every value."""
-    found = check_inputs(node_cls, values)
-    return node_cls.own_checks(**values) if found is True else found
-
-
-def require_valid_inputs(node_cls, values: dict, rules=None):
-    """Run-time check of every input (execute's locals(): names not in the schema are ignored)."""
-    raise_unless_valid(check_inputs(node_cls, values, rules, at_run=True))
+def require_valid_inputs(node_cls, values: dict):
+    """Run-time check of every input (names not in the schema are ignored)."""
+    raise_unless_valid(check_inputs(node_cls, values, at_run=True))
 
 
 def raise_unless_valid(result: bool | str):
@@ -143,26 +135,20 @@ def raise_unless_valid(result: bool | str):
         raise InputError(result)
 
 
-def one_of(name: str, value, options) -> bool | str:
-    if value is None or value in options:
-        return True
-    return f"{name} must be one of {list(options)}, got {value!r}"
-
-
-def model_file(name: str, folder: str, value, hint: str = "") -> bool | str:
-    """The model file must be in one of the folder's configured paths. The message names the
-    folder as models/<folder>, not the user's local paths."""
+def model_file(name: str, folder: str, hint: str, value) -> bool | str:
+    """The model file must be in one of the folder's configured paths (as they are now, not when the
+    schema was built). The message names the folder as models/<folder>, not the user's local paths."""
     import folder_paths
 
-    if value is None or value in folder_paths.get_filename_list(folder):
+    if value in folder_paths.get_filename_list(folder):
         return True
     return (f"{name} {_shown(value)} is not in models/{folder}/ (or the {folder} paths of extra_model_paths.yaml)"
             + (f" ({hint})" if hint else ""))
 
 
-def pixel_schedule(a_min, a_max, n_min, n_max, a_limit) -> bool | str:
-    """TSS per-pixel schedule rules between inputs: a_min <= a_max < a_limit (None: no limit) and
-    n_min <= n_max; None (a value not known yet) is skipped. Single-value ranges come from the schema."""
+def tss_ranges_rule(a_min, a_max, n_min, n_max, a_limit) -> bool | str:
+    """The rule between a TSS node's per-pixel schedule ranges: a_min <= a_max < a_limit (None: no
+    limit) and n_min <= n_max; None (a value not known yet) is skipped. Each bound alone is the schema's."""
     a_known = [a for a in (a_min, a_max) if a is not None]
     if (len(a_known) == 2 and a_min > a_max) or (a_limit is not None and any(a >= a_limit for a in a_known)):
         return (f"a_min and a_max must satisfy 0 < a_min <= a_max < {a_limit or 'T'}, got a_min {a_min}, "

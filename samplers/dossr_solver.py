@@ -16,8 +16,12 @@ from tqdm.auto import trange
 from comfy.k_diffusion.sampling import default_noise_sampler
 
 from ..clear_errors import InputError, require_finite_output
-from .dossr_schedule import DEFAULT_T1, eta_at, etas_at_sigmas, model_timesteps
+from .ddpm import model_timesteps
+from .dossr_schedule import DEFAULT_T1, eta_at, etas_at_sigmas
+from .lr_latent import lr_latent
 from .tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
+
+LR_SOURCE = "VAE Encode the upscaled low-resolution image"
 
 
 @torch.no_grad()
@@ -29,9 +33,9 @@ def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None,
     With a TSS variance map (and a model through the per-pixel timestep patch), every pixel follows
     its own TDS remap of the timesteps (pixel_schedule.py) and every coefficient is per pixel."""
     if order not in (1, 2, 3):
-        raise ValueError(f"DoSSR order must be 1, 2 or 3, got {order}")
+        raise InputError(f"DoSSR order must be 1, 2 or 3, got {order}")
     extra_args = {} if extra_args is None else extra_args
-    x_hat0 = lr_latent(model, x) if x_hat0 is None else x_hat0
+    x_hat0 = lr_latent(model, "the DoSSR sampler", LR_SOURCE) if x_hat0 is None else x_hat0
     if variance is None:
         if etas is None:
             model_sampling = model.inner_model.model_patcher.get_model_object("model_sampling")
@@ -82,7 +86,7 @@ def pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance, a_range, n_range
     timesteps (dossr_schedule.eta_at). A final sigma of 0 (final_clean) has sigma = eta = 0."""
     from .pixel_schedule import LazySteps, pixel_schedule
 
-    schedule = pixel_schedule(model_sampling, sigmas, model_timesteps(model_sampling, sigmas).double(), variance,
+    schedule = pixel_schedule(model_sampling, sigmas, model_timesteps(model_sampling, sigmas, "DoSSR").double(), variance,
                               a_range, n_range)
 
     def coefficients(k):
@@ -96,7 +100,7 @@ def pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance, a_range, n_range
 def check_start_at_t1(model_sampling, sigmas, t1):
     """DoSSR starts from the LR latent plus noise at t1 - 1, where the domain shift is complete; a
     schedule that starts elsewhere (a DoSSR Scheduler with another t1) would run with a wrong start."""
-    start = int(model_timesteps(model_sampling, sigmas[:1])[0])
+    start = int(model_timesteps(model_sampling, sigmas[:1], "DoSSR")[0])
     if start != t1 - 1 and sigmas[0] > 0:
         raise InputError(
             f"DoSSR Sampler: the sigmas start at timestep {start}, but t1 = {t1} needs a start at t1 - 1 = {t1 - 1}: "
@@ -127,29 +131,3 @@ def dos_step_weights(steps, i, order):
         w_x0[2] = w_x0[2] + c2 * b
     w_noise = sigma_next * (1 - r * r).clamp(min=0).sqrt()
     return w_x, w_hat, [torch.as_tensor(w, dtype=torch.float64) for w in w_x0[:order]], w_noise
-
-
-def lr_latent(model, x):
-    """The LR latent DoSSR shifts from: the sampler's input latent, already process_latent_in-scaled."""
-    latent = getattr(model, "latent_image", None)
-    if latent is None:
-        raise ValueError(
-            "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
-            "low-resolution image); it got none"
-        )
-    expected = model.inner_model.inner_model.latent_format.latent_channels
-    if not torch.count_nonzero(latent) and expected != 3:
-        # Through a compressing VAE (SD: 4 channels) no image encodes to exactly 0, so this is an Empty
-        # Latent Image. A pixel-space model's RGB "latent" is 0 for a flat 50 % gray image: a valid LR.
-        raise ValueError(
-            "the DoSSR sampler needs the LR image's latent as its input latent (VAE Encode the upscaled "
-            "low-resolution image); it got an empty latent (all zeros)"
-        )
-    if not torch.isfinite(latent).all():
-        raise ValueError("the LR latent given to the DoSSR sampler contains NaN or infinite values")
-    if latent.shape[1] != expected:
-        raise ValueError(
-            f"the LR latent has {latent.shape[1]} channels but this model's latents have {expected}: "
-            f"encode the LR image with the VAE that belongs to this model"
-        )
-    return latent

@@ -10,18 +10,10 @@ from collections.abc import Sequence
 
 import torch
 
-from ..model_patches.tss.spatial_timestep import SIGMA_MAP_KEY, WRAPPER_KEY
-from .sds_map import to_latent_size
+from ..clear_errors import InputError
+from ..image_ops.sds_map import to_latent_size
+from .ddpm import PIXEL_TIMESTEP_WRAPPER_KEY, SIGMA_MAP_KEY
 from .tds_schedule import tds_remap_interval
-
-
-def continuous_timestep(model_sampling, sigma: torch.Tensor) -> torch.Tensor:
-    """Inverse of ModelSamplingDiscrete.sigma(t) (log-linear between integer t), for sigma > 0."""
-    log_sigmas = model_sampling.log_sigmas.double().cpu()
-    log_s = sigma.double().cpu().log().clamp(log_sigmas[0], log_sigmas[-1])
-    i = torch.searchsorted(log_sigmas, log_s).clamp(1, len(log_sigmas) - 1)
-    low, high = log_sigmas[i - 1], log_sigmas[i]
-    return (i - 1) + (log_s - low) / (high - low)
 
 
 class LazySteps(Sequence):
@@ -75,12 +67,12 @@ def pixel_schedule(model_sampling, sigmas: torch.Tensor, timesteps: torch.Tensor
 def variance_at_latent(variance: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """SDS map (B×H×W, image size) -> B×1×h×w matching the latent batch."""
     if not torch.isfinite(variance).all():
-        raise ValueError("the TSS variance map contains NaN or infinite values")
+        raise InputError("the TSS variance map contains NaN or infinite values")
     v = to_latent_size(variance.float().clamp(0, 1), *x.shape[-2:])
     if v.shape[0] == 1:
         return v.expand(x.shape[0], -1, -1, -1)
     if v.shape[0] != x.shape[0]:
-        raise ValueError(f"the variance map has batch {v.shape[0]}; it must be 1 or the latent batch {x.shape[0]}")
+        raise InputError(f"the variance map has batch {v.shape[0]}; it must be 1 or the latent batch {x.shape[0]}")
     return v
 
 
@@ -97,7 +89,7 @@ def require_patched(model, sampler: str = "TSS sampler"):
 
     patcher = model.inner_model.model_patcher
     wrappers = patcher.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {})
-    if WRAPPER_KEY not in wrappers:
-        raise ValueError(f"the {sampler} needs its model patched for per-pixel timesteps: put the "
+    if PIXEL_TIMESTEP_WRAPPER_KEY not in wrappers:
+        raise InputError(f"the {sampler} needs its model patched for per-pixel timesteps: put the "
                          "'TSS Spatial Timestep Patch' node between the model loader and the sampler")
     return patcher.get_model_object("model_sampling")

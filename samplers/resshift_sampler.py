@@ -12,6 +12,8 @@ from tqdm.auto import trange
 
 from comfy.k_diffusion.sampling import default_noise_sampler
 
+from ..clear_errors import require_finite_output
+
 
 def posterior_step(x, denoised, sigma, sigma_next, noise):
     """One draw from q(x_{t-1} | x_t, x0 = denoised) (sigma_next = 0: the mean, which is x0)."""
@@ -29,6 +31,7 @@ def sample_resshift(model, x, sigmas, extra_args=None, callback=None, disable=No
     s_in = x.new_ones([x.shape[0]])
     for i in trange(len(sigmas) - 1, disable=disable):
         denoised = model(x, sigmas[i] * s_in, **extra_args)
+        require_finite_output(denoised, model, i, x)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         noise = noise_sampler(sigmas[i], sigmas[i + 1]) if sigmas[i + 1] > 0 else None

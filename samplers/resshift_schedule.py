@@ -8,6 +8,8 @@ import math
 
 import torch
 
+from ..clear_errors import InputError
+
 # Per checkpoint family (configs/realsr_swinunet_realesrgan256*.yaml); `steps` is the released sampling
 # (SinSR and TAD-SR distil ResShift-15 into one call at t = T - 1).
 PRESETS = {
@@ -35,7 +37,7 @@ def resshift_sigmas_table(preset: dict) -> torch.Tensor:
 def timesteps_for(T: int, steps: int) -> list[int]:
     """`steps` timesteps from T-1 down to 0, evenly spaced (steps = T: every one; 1: only T-1)."""
     if not 1 <= steps <= T:
-        raise ValueError(f"steps must be between 1 and the model's T = {T}, got {steps}")
+        raise InputError(f"steps must be between 1 and the model's T = {T}, got {steps}")
     if steps == 1:
         return [T - 1]
     return sorted({round((T - 1) * (1 - i / (steps - 1))) for i in range(steps)}, reverse=True)
@@ -47,7 +49,7 @@ def resshift_sigmas(model_sampling, steps: int = 0) -> torch.Tensor:
     steps = 0 uses the checkpoint's released count (15, 4 or 1). Also a KSampler scheduler (use_ms).
     """
     if not hasattr(model_sampling, "preset_steps"):
-        raise ValueError("the ResShift schedule needs a model from 'Load ResShift / SinSR / TAD-SR', got "
+        raise InputError("the ResShift schedule needs a model from 'Load ResShift / SinSR / TAD-SR', got "
                          f"one with {type(model_sampling).__name__} noise levels")
     table = model_sampling.sigmas
     steps = min(steps or model_sampling.preset_steps, len(table))  # KSampler's step count caps at T

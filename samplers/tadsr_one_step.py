@@ -8,6 +8,9 @@ x0 = x - (x - denoised) / s. CFG mixes denoised linearly, so it mixes f the same
 """
 import torch
 
+from ..clear_errors import InputError, require_finite_output
+from .lr_latent import lr_latent
+
 T_MIN, T_MAX, DEFAULT_T_S = 1, 999, 500
 
 
@@ -15,7 +18,7 @@ def tadsr_sigmas(model_sampling, t_s: int = DEFAULT_T_S) -> torch.Tensor:
     """[sigma(t_s), 0]: the model's own sigma at the integer timestep t_s, so the UNet gets t_s exactly."""
     table = model_sampling.sigmas
     if not T_MIN <= t_s <= min(T_MAX, len(table) - 1):
-        raise ValueError(f"t_s must be between {T_MIN} and {min(T_MAX, len(table) - 1)}, got {t_s}")
+        raise InputError(f"t_s must be between {T_MIN} and {min(T_MAX, len(table) - 1)}, got {t_s}")
     return torch.stack([table[t_s].float().cpu(), torch.zeros((), dtype=torch.float32)])
 
 
@@ -24,17 +27,8 @@ def check_eps_model(model):
 
     ms = model.inner_model.model_patcher.get_model_object("model_sampling")
     if type(ms).calculate_denoised is not comfy.model_sampling.EPS.calculate_denoised:
-        raise ValueError(f"TADSR One-Step needs an eps-prediction SD 2.1-base model; this model's sampling is "
+        raise InputError(f"TADSR One-Step needs an eps-prediction SD 2.1-base model; this model's sampling is "
                          f"{type(ms).__name__}")
-
-
-def lr_latent(model) -> torch.Tensor:
-    latent = getattr(model, "latent_image", None)
-    if latent is None or not torch.count_nonzero(latent):
-        raise ValueError("TADSR One-Step needs the LR latent from 'TADSR Encode' as its input latent; it got an empty latent")
-    if not torch.isfinite(latent).all():
-        raise ValueError("the LR latent given to TADSR One-Step contains NaN or infinite values")
-    return latent
 
 
 @torch.no_grad()
@@ -43,14 +37,15 @@ def sample_tadsr_one_step(model, x, sigmas, extra_args=None, callback=None, disa
 
     Starts from the input latent z_L (any noise the graph added is ignored: TADSR adds none)."""
     if len(sigmas) != 2 or sigmas[-1] != 0:
-        raise ValueError(f"TADSR One-Step takes exactly one step, sigmas [sigma(t_s), 0]; got {len(sigmas) - 1} steps "
+        raise InputError(f"TADSR One-Step takes exactly one step, sigmas [sigma(t_s), 0]; got {len(sigmas) - 1} steps "
                          f"({[round(float(s), 4) for s in sigmas[:4]]}...): use the SIGMAS from the TADSR One-Step node")
     check_eps_model(model)
     extra_args = {} if extra_args is None else extra_args
     s = sigmas[0]
-    z = lr_latent(model).to(x)
+    z = lr_latent(model, "TADSR One-Step", "from 'TADSR Encode'").to(x)
     x = z * torch.sqrt(1 + s.double() ** 2).to(x.dtype)  # z_L / sqrt(abar_ts): the UNet input is z_L
     denoised = model(x, s * x.new_ones([x.shape[0]]), **extra_args)
+    require_finite_output(denoised, model, 0, x)
     x0 = x - (x - denoised) / s  # z_L / sqrt(abar) - f
     if callback is not None:
         callback({"x": x, "i": 0, "sigma": s, "sigma_hat": s, "denoised": x0})

@@ -12,6 +12,8 @@ power that still moves steps out of the middle.
 """
 import torch
 
+from ..clear_errors import InputError
+
 DEFAULT_A_FRACTION = 0.55
 DEFAULT_N = 2.0
 
@@ -64,7 +66,7 @@ def tds_sigmas(model_sampling, steps: int, a: float | None = None, n: float = DE
     T = float(len(model_sampling.sigmas) - 1)
     t_start = T if t_start is None else float(t_start)
     if t_start > T:
-        raise ValueError(f"the start timestep must be at most {T:g} for this model, got {t_start:g}")
+        raise InputError(f"the start timestep must be at most {T:g} for this model, got {t_start:g}")
     a = DEFAULT_A_FRACTION * T if a is None else float(a)
     t = tds_timesteps(steps, a, n, t_start, t_end)
     sigmas = model_sampling.sigma(t.float())
@@ -73,11 +75,11 @@ def tds_sigmas(model_sampling, steps: int, a: float | None = None, n: float = DE
 
 def check_tds_parameters(a, n, t_start, t_end):
     if n < 1:
-        raise ValueError(f"n must be at least 1 (1 = uniform steps), got {n}")
+        raise InputError(f"n must be at least 1 (1 = uniform steps), got {n}")
     if not 0 <= t_end < t_start:
-        raise ValueError(f"the end timestep must be at least 0 and below the start timestep, got end {t_end}, start {t_start}")
+        raise InputError(f"the end timestep must be at least 0 and below the start timestep, got end {t_end}, start {t_start}")
     if not t_end < a < t_start:
-        raise ValueError(f"a must lie strictly between the end and start timesteps ({t_end}, {t_start}), got {a}")
+        raise InputError(f"a must lie strictly between the end and start timesteps ({t_end}, {t_start}), got {a}")
 
 
 def ksampler_tds(model_sampling, steps):

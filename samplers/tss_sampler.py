@@ -9,8 +9,9 @@ per-pixel timestep patch (model_patches/tss/spatial_timestep.py). Updates are th
 import torch
 from tqdm.auto import trange
 
-from ..clear_errors import require_finite_output
-from .pixel_schedule import continuous_timestep, pixel_schedule, require_patched, variance_at_latent, with_sigma_map
+from ..clear_errors import InputError, require_finite_output
+from .ddpm import continuous_timestep
+from .pixel_schedule import pixel_schedule, require_patched, variance_at_latent, with_sigma_map
 from .tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 
 BASES = ("euler", "dpmpp_2m")
@@ -30,9 +31,9 @@ def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, v
                a_range=TSS_A_RANGE, n_range=SDS_N_RANGE, model_sampling=None):
     """TSS (IJCAI 2025): time-dynamic and spatially dynamic sampling over a base Euler / DPM++(2M) update."""
     if base not in BASES:
-        raise ValueError(f"TSS base sampler must be one of {BASES}, got {base!r}")
+        raise InputError(f"TSS base sampler must be one of {BASES}, got {base!r}")
     if variance is None:
-        raise ValueError("the TSS sampler needs a variance map (connect the SDS Variance Map node)")
+        raise InputError("the TSS sampler needs a variance map (connect the SDS Variance Map node)")
     extra_args = {} if extra_args is None else extra_args
     if model_sampling is None:
         model_sampling = require_patched(model)

@@ -1,11 +1,13 @@
-"""Test set-up: ComfyUI importable in-process, the pack importable as `timeaware_sr`, and a
-session-wide real ComfyUI server (`comfy` fixture) whose log is attached to failing tests."""
+"""Test set-up: ComfyUI importable in-process, the pack importable as `timeaware_sr`, the generators
+of workflows/ in tools/ importable (`workflow_builder`, `workflow_specs`), and a session-wide real
+ComfyUI server (`comfy` fixture) whose log is attached to failing tests."""
 import pathlib
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(1, str(pathlib.Path(__file__).resolve().parents[1] / "tools"))  # the one place tests reach tools/
 
 from support import comfy_live, env  # noqa: E402
 

@@ -11,7 +11,8 @@ import shutil
 import pytest
 
 import test_workflows
-from support import comfy_browser, comfy_live, workflow_builder
+import workflow_builder  # tools/, on sys.path through conftest.py
+from support import comfy_browser, comfy_live
 
 WORKFLOWS = sorted((comfy_live.PACK_DIR / "workflows").glob("*.json"))
 

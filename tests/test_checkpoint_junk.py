@@ -7,7 +7,8 @@ import pytest
 import safetensors.torch
 import torch
 
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError, read_checkpoint
+from timeaware_sr.clear_errors import CheckpointError
+from timeaware_sr.model_patches.checkpoint_io import read_checkpoint
 
 
 def weights():

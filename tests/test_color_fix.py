@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from timeaware_sr.samplers.color_fix import (
+from timeaware_sr.image_ops.color_fix import (
     adain_color_fix,
     color_fix_images,
     wavelet_color_fix,

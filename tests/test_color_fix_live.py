@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from support.comfy_live import ExecutionFailed, PromptRejected
-from timeaware_sr.samplers.color_fix import color_fix_images
+from timeaware_sr.image_ops.color_fix import color_fix_images
 
 
 def write_png(comfy, name, array):

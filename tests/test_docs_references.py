@@ -11,7 +11,7 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-PRODUCT_DIRS = ("nodes", "samplers", "model_patches")
+PRODUCT_DIRS = ("nodes", "samplers", "model_patches", "image_ops")
 PRODUCT_TOP_FILES = ("__init__.py", "clear_errors.py")
 
 SECTION = r"\d+(?:\.\d+)?"
@@ -135,3 +135,19 @@ def test_the_checker_fails_on_broken_references():
     assert not has_section(headings("```\n# §1 in a code block\n```\n"), "1")
     assert SPEC_CITATION.search("see SPEC §3") and SPEC_CITATION.search("(SPEC.md)")
     assert not SPEC_CITATION.search("see docs/dossr.md §3 (INPUT_SPEC is not a citation)")
+
+
+PACK_FILE = re.compile(r"`((?:nodes|samplers|model_patches|image_ops|tools|tests)/[\w/.-]+\.py)`")
+
+
+def missing_pack_files(text: str) -> list[str]:
+    return [path for path in PACK_FILE.findall(text) if not (ROOT / path).is_file()]
+
+
+def test_every_pack_file_the_docs_name_exists():
+    """The docs name the code that implements each equation (the second hop back); a move must update them."""
+    named = {page.name: PACK_FILE.findall(page.read_text()) for page in sorted(DOCS.glob("*.md"))}
+    assert sum(map(len, named.values())) > 20
+    missing = {page: missing_pack_files((DOCS / page).read_text()) for page in named}
+    assert not any(missing.values()), missing
+    assert missing_pack_files("see `samplers/no_such_solver.py`") == ["samplers/no_such_solver.py"]

@@ -6,7 +6,7 @@ import safetensors.torch
 import torch
 
 from support import ckpt_factory as cf
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError
+from timeaware_sr.clear_errors import CheckpointError
 from timeaware_sr.model_patches.dossr.checkpoint import COMPONENTS, load_dossr
 
 

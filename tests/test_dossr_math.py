@@ -7,7 +7,8 @@ import torch
 
 import comfy.k_diffusion.sampling as kds
 import comfy.model_sampling
-from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, eta_schedule, etas_at_sigmas, spaced_timesteps
+from timeaware_sr.samplers.ddpm import spaced_timesteps
+from timeaware_sr.samplers.dossr_schedule import DEFAULT_T1, dossr_sigmas, eta_schedule, etas_at_sigmas
 from timeaware_sr.samplers.dossr_solver import sample_dossr
 
 
@@ -31,7 +32,7 @@ def test_eta_table_matches_the_official_trunc_12_schedule():
     (10, [0, 50, 100, 150, 200, 250, 299, 349, 399, 449, 499]),
 ])
 def test_timestep_spacing_matches_guided_diffusion(steps, expected):
-    assert spaced_timesteps(steps) == expected
+    assert spaced_timesteps(steps, DEFAULT_T1) == expected
 
 
 def test_scheduler_gives_the_models_own_sigmas_at_the_official_timesteps(ms):
@@ -175,7 +176,7 @@ def test_the_model_is_called_without_autograd(ms):
 def official_vp_form(den_vp, xhat, noises, steps, order, init_noise, abar):
     """SPEC §3's VP-form update written out directly (A = alpha (1 - eta), lambda = sigma / A), with the
     official state init and lower-order first steps: an independent reference for the VE solver."""
-    ts = spaced_timesteps(steps)
+    ts = spaced_timesteps(steps, DEFAULT_T1)
     ab = abar[ts]
     alpha, sig, eta = ab.sqrt(), (1 - ab).sqrt(), eta_schedule()[ts]
     A = alpha * (1 - eta)
@@ -210,7 +211,7 @@ def test_ve_solver_equals_the_vp_form_of_spec_section_3(ms, steps, order):
     init = torch.randn(shape, generator=g, dtype=torch.float64)
     noises = [torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(steps)]
     abar = 1 / (1 + ms.sigmas.double() ** 2)
-    sig_ve = ((1 - abar) / abar).sqrt()[list(reversed(spaced_timesteps(steps)))]
+    sig_ve = ((1 - abar) / abar).sqrt()[list(reversed(spaced_timesteps(steps, DEFAULT_T1)))]
     den_ve = lambda x, sigma, **kw: torch.tanh(0.5 * x) + 0.05 * sigma[:, None, None, None]  # noqa: E731
     stream = iter(noises)
     ve = sample_dossr(den_ve, xhat + sig_ve[0] * init, sig_ve, noise_sampler=lambda a, b: next(stream), order=order,
@@ -227,10 +228,11 @@ def test_ve_solver_equals_the_vp_form_of_spec_section_3(ms, steps, order):
 def test_a_nan_lr_latent_is_refused(ms):
     from types import SimpleNamespace
 
-    from timeaware_sr.samplers.dossr_solver import lr_latent
+    from timeaware_sr.samplers.dossr_solver import LR_SOURCE
+    from timeaware_sr.samplers.lr_latent import lr_latent
     latent = torch.zeros(1, 4, 8, 8)
     latent[0, 0, 0, 0] = float("nan")
     model = SimpleNamespace(latent_image=latent, inner_model=SimpleNamespace(
         inner_model=SimpleNamespace(latent_format=SimpleNamespace(latent_channels=4))))
     with pytest.raises(ValueError, match="LR latent given to the DoSSR sampler contains NaN"):
-        lr_latent(model, latent)
+        lr_latent(model, "the DoSSR sampler", LR_SOURCE)

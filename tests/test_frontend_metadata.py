@@ -1,14 +1,11 @@
 """What the editor shows besides the graph: node descriptions and tooltips as /object_info serves
 them, the pack's place in the node library, and in every shipped workflow a note, the load/sample/
 finish groups and the model-download entries the frontend reads when a model file is missing."""
-import sys
-
 import pytest
 
-from support import comfy_live, workflow_builder
-
-sys.path.insert(0, str(comfy_live.PACK_DIR / "tests" / "tools"))
-from workflow_specs import all_model_files  # noqa: E402
+import workflow_builder  # tools/, on sys.path through conftest.py
+from support import comfy_live
+from workflow_specs import all_model_files  # tools/workflow_specs/
 
 WORKFLOWS = sorted((comfy_live.PACK_DIR / "workflows").glob("*.json"))
 BUNDLED_MODELS = {p.name for p in (comfy_live.PACK_DIR / "model_patches" / "weights").iterdir()}

@@ -12,6 +12,8 @@ from timeaware_sr.model_patches.sd_components import build_unet
 from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
 from timeaware_sr.samplers.dossr_schedule import dossr_sigmas
 from timeaware_sr.samplers.dossr_solver import sample_dossr
+from timeaware_sr.samplers.resshift_sampler import sample_resshift
+from timeaware_sr.samplers.tadsr_one_step import sample_tadsr_one_step, tadsr_sigmas
 from timeaware_sr.samplers.tss_sampler import sample_tss
 
 
@@ -23,25 +25,33 @@ def unet(nan_weights=False):
     return build_unet({k[len(cf.UNET_PREFIX):]: v for k, v in sd.items()})
 
 
-def run(model, sampler, latent):
+def run(model, sampler, latent, sigmas=None):
     cond = [[torch.zeros(1, 4, cf.TINY_CONTEXT), {}]]
-    sigmas = dossr_sigmas(model.get_model_object("model_sampling"), 3)
+    sigmas = dossr_sigmas(model.get_model_object("model_sampling"), 3) if sigmas is None else sigmas
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
     return comfy.sample.sample_custom(model, noise, 1.0, sampler, sigmas, cond, cond, latent, seed=0, disable_pbar=True)
 
 
-@pytest.mark.parametrize("sampler", ["dossr", "tss"])
+@pytest.mark.parametrize("sampler", ["dossr", "tss", "resshift", "tadsr"])
 def test_a_model_with_nan_weights_is_named_at_its_first_step(sampler):
+    """Every pack sampler checks each model output (the sampler's math does not depend on the network,
+    so an SD UNet with NaN weights stands in for each method's own)."""
     model = unet(nan_weights=True)
     latent = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    sigmas = None
     if sampler == "dossr":
         ksampler = comfy.samplers.KSAMPLER(sample_dossr, {})
-    else:
+    elif sampler == "tss":
         model = patch_spatial_timesteps(model)
         ksampler = comfy.samplers.KSAMPLER(sample_tss, {"variance": torch.zeros(1, 64, 64)})
+    elif sampler == "resshift":
+        ksampler = comfy.samplers.KSAMPLER(sample_resshift)
+    else:
+        ksampler = comfy.samplers.KSAMPLER(sample_tadsr_one_step)
+        sigmas = tadsr_sigmas(model.get_model_object("model_sampling"), 500)
     name = type(model.model.model_config).__name__
     with pytest.raises(InputError, match=rf"the output of the model \({name}\) at step 1 contains NaN .*weights may hold NaN"):
-        run(model, ksampler, latent)
+        run(model, ksampler, latent, sigmas)
 
 
 def test_a_huge_latent_is_blamed_on_the_model_input_not_a_later_node():

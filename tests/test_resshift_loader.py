@@ -4,7 +4,7 @@ import torch
 
 from support import ckpt_factory
 from support import resshift_factory as factory
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError
+from timeaware_sr.clear_errors import CheckpointError
 from timeaware_sr.model_patches.resshift.checkpoint import load_resshift, preset_from_filename
 
 

@@ -7,8 +7,8 @@ import torch
 
 import torch.nn.functional as F
 
-from timeaware_sr.samplers import sds_map
-from timeaware_sr.samplers.sds_map import BLUR_SIGMA, WINDOW, local_variance, to_latent_size, variance_map
+from timeaware_sr.image_ops import sds_map
+from timeaware_sr.image_ops.sds_map import BLUR_SIGMA, WINDOW, local_variance, to_latent_size, variance_map
 
 
 def brute_force_variance_map(image: np.ndarray) -> np.ndarray:

@@ -6,7 +6,7 @@ import safetensors.torch
 
 from support import ckpt_factory as cf
 from support import starter_eval as ev
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError
+from timeaware_sr.clear_errors import CheckpointError
 from timeaware_sr.model_patches.dossr.checkpoint import load_dossr
 from timeaware_sr.model_patches.starter.starter_sr import load_starter
 
@@ -110,14 +110,14 @@ def test_the_starter_loader_refuses_a_dossr_checkpoint_by_type(tmp_path):
         load_starter(str(path))
 
 
-# --- The training recipe (tests/tools/train_starter_sr.py), on tiny data in seconds ---
+# --- The training recipe (tools/train_starter_sr.py), on tiny data in seconds ---
 
 def load_training_script():
     import importlib.util
     import sys
 
     if "train_starter_sr" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("train_starter_sr", ev.DATA.parents[1] / "tools" / "train_starter_sr.py")
+        spec = importlib.util.spec_from_file_location("train_starter_sr", ev.DATA.parents[2] / "tools" / "train_starter_sr.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         sys.modules["train_starter_sr"] = module

@@ -5,9 +5,11 @@ import torch
 
 from support import ckpt_factory as cf
 from support import tadsr_factory as tf
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError
+from timeaware_sr.clear_errors import CheckpointError
 from timeaware_sr.model_patches.sd_components import build_unet
 from timeaware_sr.model_patches.tadsr import checkpoint as ck
+from timeaware_sr.model_patches.tadsr import lora as tadsr_lora
+from timeaware_sr.model_patches.tadsr import one_step_model as osm
 
 SCALE = 8.0 / 4.0  # peft default lora_alpha 8 (the file has none) over rank_unet 4
 
@@ -63,7 +65,7 @@ def lora_delta(pkl, adapter, module, shape):
 @pytest.mark.parametrize("strength", [1.0, 0.5])
 def test_each_adapter_patches_w_plus_strength_scale_b_a(base, pkl, strength):
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
-    after = patched_weights(ck.tadsr_model(base, ck.parse_tadsr_checkpoint(pkl), strength))
+    after = patched_weights(osm.tadsr_model(base, ck.parse_tadsr_checkpoint(pkl), strength))
     for adapter, module, key in CASES:
         key = "diffusion_model." + key
         expected = before[key] + strength * SCALE * lora_delta(pkl, adapter, module, before[key].shape)
@@ -80,9 +82,9 @@ def test_each_adapter_patches_w_plus_strength_scale_b_a(base, pkl, strength):
 
 def test_strength_zero_is_the_base_model_and_unpatching_restores_it_bitwise(base, pkl):
     before = {k: v.clone() for k, v in base.model.state_dict().items()}
-    zero = patched_weights(ck.tadsr_model(base, ck.parse_tadsr_checkpoint(pkl), 0.0))
+    zero = patched_weights(osm.tadsr_model(base, ck.parse_tadsr_checkpoint(pkl), 0.0))
     assert all(torch.equal(zero[k], before[k]) for k in before)
-    one = patched_weights(ck.tadsr_model(base, ck.parse_tadsr_checkpoint(pkl), 1.0))
+    one = patched_weights(osm.tadsr_model(base, ck.parse_tadsr_checkpoint(pkl), 1.0))
     assert not torch.equal(one["diffusion_model.input_blocks.0.0.weight"], before["diffusion_model.input_blocks.0.0.weight"])
     after = base.model.state_dict()  # the shared module, after unpatch
     assert all(torch.equal(after[k], before[k]) for k in before)
@@ -100,7 +102,7 @@ def test_real_size_unet_layout_round_trips_every_key():
         unet = cf.build_unet("sd21", "real", device="meta")
     model_sd = {"diffusion_model." + k: v for k, v in unet.state_dict().items()}
     keys = {k: "diffusion_model." + v for k, v in comfy.utils.unet_to_diffusers(cf.unet_config("sd21", "real")).items()}
-    full, lora = ck.unet_weight_patches(ckpt.unet_lora, ckpt.rank_unet, ckpt.unet_full, keys, model_sd, "")
+    full, lora = tadsr_lora.unet_weight_patches(ckpt.unet_lora, ckpt.rank_unet, ckpt.unet_full, keys, model_sd, "")
     assert len(lora) == 258 and set(full) == {"diffusion_model.input_blocks.0.0.weight", "diffusion_model.input_blocks.0.0.bias"}
     used = 2 * len(lora) + len(full)  # lora_A + lora_B per layer, conv_in weight + bias
     assert used == len(pkl["state_dict_unet"])
@@ -108,18 +110,18 @@ def test_real_size_unet_layout_round_trips_every_key():
 
 def test_an_sd15_model_is_refused_naming_the_family(pkl):
     with pytest.raises(CheckpointError, match="needs an SD 2.1-base MODEL.*looks like SD 1.x"):
-        ck.tadsr_model(tiny_model("sd15"), ck.parse_tadsr_checkpoint(pkl))
+        osm.tadsr_model(tiny_model("sd15"), ck.parse_tadsr_checkpoint(pkl))
 
 
 def test_a_v_prediction_model_is_refused(pkl):
     with pytest.raises(CheckpointError, match="predicts V_PREDICTION, but SD 2.1-base predicts eps"):
-        ck.tadsr_model(tiny_model("sd21", "v"), ck.parse_tadsr_checkpoint(pkl))
+        osm.tadsr_model(tiny_model("sd21", "v"), ck.parse_tadsr_checkpoint(pkl))
 
 
 def test_a_lora_for_another_width_is_refused(base):
     real = tf.tadsr_pkl_dict("real", device="meta")
     with pytest.raises(CheckpointError, match="expects a .* weight, this MODEL's is"):
-        ck.tadsr_model(base, ck.parse_tadsr_checkpoint(real))
+        osm.tadsr_model(base, ck.parse_tadsr_checkpoint(real))
 
 
 def test_a_wrong_pickle_a_truncated_file_and_an_incomplete_dict_are_named(tmp_path, pkl):

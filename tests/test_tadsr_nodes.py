@@ -4,12 +4,13 @@ import torch
 
 from support import tadsr_factory as tf
 from timeaware_sr.model_patches.tadsr import checkpoint as ck
+from timeaware_sr.model_patches.tadsr import time_vae_folder as tvf
 from timeaware_sr.nodes.tadsr import TADSREncode
 
 
 @pytest.fixture(scope="module")
 def vae():
-    return ck.time_aware_vae(tf.time_vae_state_dict("tiny"), ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict("tiny")))
+    return tvf.time_aware_vae(tf.time_vae_state_dict("tiny"), ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict("tiny")))
 
 
 def encode(vae, image, mode="mean", seed=0):
@@ -44,7 +45,7 @@ def test_bad_inputs_are_named(vae):
 
 
 def test_stock_vae_encode_on_the_tadsr_vae_is_the_mean_at_t_s_500(vae):
-    from timeaware_sr.model_patches.tadsr.time_aware_vae import encode_moments, latent_from_moments
+    from timeaware_sr.model_patches.tadsr.encode import encode_moments, latent_from_moments
 
     image = torch.rand(1, 32, 48, 3, generator=torch.Generator().manual_seed(2))
     expected = latent_from_moments(encode_moments(vae, image, 500), seed=None)

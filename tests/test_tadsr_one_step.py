@@ -92,7 +92,7 @@ def test_several_steps_or_an_empty_latent_are_refused(model):
 
     sampler = comfy.samplers.KSAMPLER(sample_tadsr_one_step)
     latent = torch.zeros(1, 4, 8, 8)
-    with pytest.raises(ValueError, match="needs the LR latent from 'TADSR Encode'"):
+    with pytest.raises(ValueError, match=r"needs the LR image's latent as its input latent \(from 'TADSR Encode'\)"):
         comfy.sample.sample_custom(model, latent, 1.0, sampler, torch.tensor([1.0, 0.0]), [[conds(1), {}]],
                                    [[conds(2), {}]], latent)
     with pytest.raises(ValueError, match="takes exactly one step"):

@@ -17,7 +17,8 @@ import torch
 
 from support import tadsr_factory as tf
 from timeaware_sr.model_patches.tadsr import checkpoint as ck
-from timeaware_sr.model_patches.tadsr.time_aware_vae import encode_moments, latent_from_moments
+from timeaware_sr.model_patches.tadsr import time_vae_folder as tvf
+from timeaware_sr.model_patches.tadsr.encode import encode_moments, latent_from_moments
 from timeaware_sr.model_patches.tiling.tiled_encode import check_tiles, tiled_encode
 from timeaware_sr.nodes.tadsr import TADSREncode, TADSREncodeTiled
 
@@ -25,7 +26,7 @@ TESTS_DIR = pathlib.Path(__file__).resolve().parent
 
 
 def tiny_vae():
-    return ck.time_aware_vae(tf.time_vae_state_dict("tiny"), ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict("tiny")))
+    return tvf.time_aware_vae(tf.time_vae_state_dict("tiny"), ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict("tiny")))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,8 @@ CHILD = textwrap.dedent("""
     env.setup(cpu=True)
     import torch
     import comfy.sd
-    from timeaware_sr.model_patches.tadsr.time_aware_vae import TimeAwareEncoder, encode_moments
+    from timeaware_sr.model_patches.tadsr.encode import encode_moments
+    from timeaware_sr.model_patches.tadsr.time_aware_vae import TimeAwareEncoder
 
     # a minimal time-aware VAE: 32 channels, 4 levels, no down-level ResnetBlocks (the two mid blocks
     # keep the time modulation and the attention), random fan-in-scaled weights: cheap at 1536²

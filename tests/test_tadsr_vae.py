@@ -6,9 +6,11 @@ import pytest
 import torch
 
 from support import tadsr_factory as tf
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError
+from timeaware_sr.clear_errors import CheckpointError
 from timeaware_sr.model_patches.tadsr import checkpoint as ck
-from timeaware_sr.model_patches.tadsr.time_aware_vae import TimeAwareEncoder, encode_moments, latent_from_moments
+from timeaware_sr.model_patches.tadsr import time_vae_folder as tvf
+from timeaware_sr.model_patches.tadsr.encode import encode_moments, latent_from_moments
+from timeaware_sr.model_patches.tadsr.time_aware_vae import TimeAwareEncoder
 
 SCALE = 8.0 / 4.0  # peft default lora_alpha 8 over the file's rank 4
 
@@ -34,7 +36,7 @@ def test_zero_time_layers_and_no_lora_give_comfyuis_stock_vae_encoder(tmp_path, 
     from timeaware_sr.model_patches.sd_components import build_vae
 
     folder, sd = write_folder(tmp_path, time="zero")
-    tae = ck.build_time_aware_vae(str(folder), no_lora())
+    tae = tvf.build_time_aware_vae(str(folder), no_lora())
     # reference: ComfyUI's own diffusers conversion and stock VAE (sized from the weights)
     stock = build_vae(comfy.diffusers_convert.convert_vae_state_dict({k: v for k, v in sd.items() if "time" not in k}))
     expected = stock.encode(image)  # the posterior mean
@@ -79,7 +81,7 @@ def reference_tae(enc: TimeAwareEncoder, x, t_s):
 
 def test_time_enters_only_as_scale_and_shift_after_norm2(tmp_path, image):
     folder, _ = write_folder(tmp_path, time="random")
-    vae = ck.build_time_aware_vae(str(folder), no_lora())
+    vae = tvf.build_time_aware_vae(str(folder), no_lora())
     enc = vae.first_stage_model.encoder
     x = image.movedim(-1, 1) * 2 - 1
     outs = {}
@@ -99,7 +101,7 @@ def test_the_encoder_lora_is_merged_as_w_plus_scale_b_a(tmp_path):
     folder, sd = write_folder(tmp_path)
     pkl = tf.tadsr_pkl_dict("tiny", seed=3)
     ckpt = ck.parse_tadsr_checkpoint(pkl)
-    enc = ck.build_time_aware_vae(str(folder), ckpt).first_stage_model.encoder.state_dict()
+    enc = tvf.build_time_aware_vae(str(folder), ckpt).first_stage_model.encoder.state_dict()
     lora = pkl["state_dict_vae"]
     cases = {  # diffusers module -> the TAE's key (LDM names), written out by hand
         "encoder.down_blocks.1.resnets.0.conv1": "down.1.block.0.conv1.weight",
@@ -117,7 +119,7 @@ def test_the_encoder_lora_is_merged_as_w_plus_scale_b_a(tmp_path):
     time_key = "encoder.down_blocks.2.resnets.1.time_emb_proj.weight"  # state_dict_vae_time overrides the folder
     assert torch.equal(enc["down.2.block.1.time_emb_proj.weight"], pkl["state_dict_vae_time"][time_key])
     qc = pkl["state_dict_vae"]
-    quant = ck.build_time_aware_vae(str(folder), ckpt).first_stage_model.quant_conv.weight
+    quant = tvf.build_time_aware_vae(str(folder), ckpt).first_stage_model.quant_conv.weight
     expected = sd["quant_conv.weight"] + SCALE * (qc["quant_conv.lora_B.default_encoder.weight"].flatten(1)
                                                   @ qc["quant_conv.lora_A.default_encoder.weight"].flatten(1))[:, :, None, None]
     assert torch.allclose(quant, expected, atol=1e-6)
@@ -126,14 +128,14 @@ def test_the_encoder_lora_is_merged_as_w_plus_scale_b_a(tmp_path):
 def test_bin_and_safetensors_folders_load_the_same(tmp_path, image):
     a, _ = write_folder(tmp_path / "a", fmt="safetensors", seed=4)
     b, _ = write_folder(tmp_path / "b", fmt="bin", seed=4)
-    ma = encode_moments(ck.build_time_aware_vae(str(a), no_lora()), image, 300)
-    mb = encode_moments(ck.build_time_aware_vae(str(b), no_lora()), image, 300)
+    ma = encode_moments(tvf.build_time_aware_vae(str(a), no_lora()), image, 300)
+    mb = encode_moments(tvf.build_time_aware_vae(str(b), no_lora()), image, 300)
     assert torch.equal(ma, mb)
 
 
 def test_sample_mode_is_mean_plus_std_times_seeded_noise(tmp_path, image):
     folder, _ = write_folder(tmp_path)
-    moments = encode_moments(ck.build_time_aware_vae(str(folder), no_lora()), image, 500)
+    moments = encode_moments(tvf.build_time_aware_vae(str(folder), no_lora()), image, 500)
     mean, logvar = moments.chunk(2, dim=1)
     eps = torch.randn(mean.shape, generator=torch.Generator().manual_seed(11))
     expected = mean + torch.exp(0.5 * logvar.clamp(-30, 20)) * eps
@@ -150,7 +152,7 @@ def test_real_size_time_vae_layout_round_trips_every_key():
     pkl = tf.tadsr_pkl_dict("real", device="meta")
     ckpt = ck.parse_tadsr_checkpoint(pkl)
     assert len(ckpt.vae_lora) == 32 and len(ckpt.vae_time) == 24  # SPEC §5: 32 encoder LoRA modules
-    ldm = ck.time_aware_vae_weights(sd, ckpt)
+    ldm = tvf.time_aware_vae_weights(sd, ckpt)
     with torch.device("meta"):
         stock = comfy.ldm.models.autoencoder.AutoencoderKL(ddconfig=dict(
             double_z=True, z_channels=4, resolution=256, in_channels=3, out_ch=3, ch=128, ch_mult=[1, 2, 4, 4],
@@ -176,7 +178,7 @@ def test_a_broken_time_vae_folder_gives_a_clear_error(tmp_path, break_it, messag
     folder, _ = write_folder(tmp_path)
     break_it(folder)
     with pytest.raises(CheckpointError, match=message):
-        ck.build_time_aware_vae(str(folder), no_lora())
+        tvf.build_time_aware_vae(str(folder), no_lora())
 
 
 def test_truncated_or_incomplete_time_vae_weights_are_named(tmp_path):
@@ -184,13 +186,13 @@ def test_truncated_or_incomplete_time_vae_weights_are_named(tmp_path):
     weights = folder / "diffusion_pytorch_model.safetensors"
     weights.write_bytes(weights.read_bytes()[:5000])
     with pytest.raises(CheckpointError, match="diffusion_pytorch_model.safetensors is a truncated safetensors file"):
-        ck.build_time_aware_vae(str(folder), no_lora())
+        tvf.build_time_aware_vae(str(folder), no_lora())
     del sd["decoder.conv_out.weight"]
     tf.write_time_vae(folder, sd=sd)
     with pytest.raises(CheckpointError, match="missing.*decoder.conv_out.weight"):
-        ck.build_time_aware_vae(str(folder), no_lora())
+        tvf.build_time_aware_vae(str(folder), no_lora())
     sd = tf.time_vae_state_dict("tiny", time="random")
     del sd["encoder.mid_block.resnets.1.time_emb_proj.weight"]
     tf.write_time_vae(folder, sd=sd)
     with pytest.raises(CheckpointError, match="time-aware VAE encoder weights do not match.*mid.block_2.time_emb_proj"):
-        ck.build_time_aware_vae(str(folder), no_lora())
+        tvf.build_time_aware_vae(str(folder), no_lora())

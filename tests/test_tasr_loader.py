@@ -5,8 +5,9 @@ import torch
 
 from support import ckpt_factory as cf
 from support import tasr_factory as tf
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError, check_keys
-from timeaware_sr.model_patches.dossr.latent_hint_controlnet import LatentConcatControlNet
+from timeaware_sr.clear_errors import CheckpointError
+from timeaware_sr.model_patches.checkpoint_io import check_keys
+from timeaware_sr.model_patches.latent_hint_controlnet import LatentConcatControlNet
 from timeaware_sr.model_patches.sd_components import build_vae
 from timeaware_sr.model_patches.tasr.checkpoint import build_adapters, load_tasr, split_tasr_state_dict
 

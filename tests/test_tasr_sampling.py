@@ -174,3 +174,14 @@ def test_the_original_model_and_controlnet_are_unchanged_by_a_tasr_run(parts):
     assert not model.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL)
     assert "patches" not in model.model_options["transformer_options"]
     assert torch.equal(run(model, control, steps=4), plain)
+
+
+def test_a_flow_matching_model_is_refused_in_tasrs_name():
+    from timeaware_sr.clear_errors import InputError
+
+    class FlowSampling(comfy.model_sampling.ModelSamplingDiscreteFlow, comfy.model_sampling.CONST):
+        def __init__(self):  # no model_config needed: only the type is inspected
+            torch.nn.Module.__init__(self)
+
+    with pytest.raises(InputError, match="model: TASR needs a discrete-time"):
+        spaced_ddpm_sigmas(FlowSampling(), 20)

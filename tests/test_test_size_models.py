@@ -11,7 +11,7 @@ import torch
 
 from support import ckpt_factory as cf
 from support import test_size_models
-from timeaware_sr.model_patches.checkpoint_io import CheckpointError
+from timeaware_sr.clear_errors import CheckpointError
 from timeaware_sr.model_patches.sd_components import build_unet
 
 

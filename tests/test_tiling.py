@@ -16,7 +16,9 @@ import comfy.sample
 import comfy.samplers
 from timeaware_sr.model_patches.tiling import tiled_hint_encoder
 from timeaware_sr.model_patches.tiling.tile_grid import blend_window, overlap_share, tile_boxes, tile_starts
-from timeaware_sr.model_patches.tiling.tiled_model import WRAPPER_KEY, check_settings, patch_tiled_diffusion
+from timeaware_sr.clear_errors import InputError
+from timeaware_sr.model_patches.tiling.tiled_model import WRAPPER_KEY, check_overlap, patch_tiled_diffusion
+from timeaware_sr.nodes.tiling import TiledDiffusion
 from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
 from timeaware_sr.samplers.tss_sampler import sample_tss
 
@@ -60,17 +62,13 @@ def test_overlap_share_counts_the_extra_pixels():
     ((16, 4, "box", 1), "blend"), ((16, 4, "gaussian", 0), "tile_batch"), ((16, 4, "gaussian", -2), "tile_batch"),
 ])
 def test_bad_sizes_are_refused_by_name(settings, name):
-    message = check_settings(*settings)
-    assert message is not True and message.startswith(name)
-    with pytest.raises(ValueError, match=f"^{name}"):
-        patch_tiled_diffusion(pixelwise_unet_model(), *settings)
-
-
-def test_the_nodes_blend_options_are_the_patchs():
-    from timeaware_sr.model_patches.tiling.tile_grid import BLENDS
-    from timeaware_sr.nodes.tiling import BLENDS as NODE_BLENDS
-
-    assert tuple(NODE_BLENDS) == BLENDS
+    """By the node, at queue time and when it runs: its schema's ranges, and the overlap rule between inputs."""
+    message = TiledDiffusion.validate_inputs(**dict(zip(["tile_size", "overlap", "blend", "tile_batch"], settings)))
+    assert message is not True and message.startswith(f"Tiled Diffusion (TimeAwareSR): {name}")
+    with pytest.raises(InputError, match=rf"^Tiled Diffusion \(TimeAwareSR\): {name}"):
+        TiledDiffusion.execute(pixelwise_unet_model(), *settings)
+    if name == "overlap" and settings[1] >= 0:
+        assert check_overlap(*settings[:2]).startswith("overlap must be smaller than tile_size")
 
 
 # ---------------------------------------------------------------- models
@@ -119,7 +117,7 @@ def pixelwise_stock_controlnet(seed=21):
 def pixelwise_latent_controlnet(seed=22):
     """The pack's DoSSR-style ControlNet (hint latent concatenated onto x), per pixel, with a real
     (tiny) VAE as its condition encoder: the hint is encoded whole, so the crops must match exactly."""
-    from timeaware_sr.model_patches.dossr.latent_hint_controlnet import LatentConcatControlNet, LatentHintControlNet
+    from timeaware_sr.model_patches.latent_hint_controlnet import LatentConcatControlNet, LatentHintControlNet
     from timeaware_sr.model_patches.sd_components import build_vae
 
     net = cf.randomize_(LatentConcatControlNet(**controlnet_config(8), operations=comfy.ops.disable_weight_init), seed)

@@ -1,5 +1,6 @@
-"""Input checks (nodes/validation.py): every range comes from the node's schema, and a value that
-arrives through a link (None at queue time) gets the same check when the node runs."""
+"""Input checks (nodes/validation.py, run by nodes/pack_node.py): every range comes from the node's
+schema, and a value that arrives through a link (None at queue time) gets the same check when the
+node runs."""
 import math
 
 import pytest
@@ -52,22 +53,21 @@ def test_a_linked_value_is_skipped_at_queue_time_and_checked_at_run_time():
 def test_combo_socket_and_rules():
     assert "base must be one of ['euler', 'dpmpp_2m'], got 'heun'" in check_inputs(TSSSampler, {"base": "heun"})
     assert "variance_map must be connected to a MASK, got 5" in check_inputs(TSSSampler, {"variance_map": 5})
-    assert "a_min and a_max must satisfy 0 < a_min <= a_max < 999" in check_inputs(TSSSampler, {"a_min": 600.0, "a_max": 500.0}, TSSSampler.input_rules)
+    assert "a_min and a_max must satisfy 0 < a_min <= a_max < 999" in check_inputs(TSSSampler, {"a_min": 600.0, "a_max": 500.0})
     nan_map = torch.full((1, 4, 4), math.nan)
     assert "variance_map contains NaN" in check_inputs(TSSSampler, {"variance_map": nan_map}, at_run=True)
-    assert "steps must be below t1 (300), got 300" in check_inputs(DoSSRScheduler, {"steps": 300, "t1": 300},
-                                                                   DoSSRScheduler.input_rules)
+    assert "steps must be below t1 (300), got 300" in check_inputs(DoSSRScheduler, {"steps": 300, "t1": 300})
 
 
 def test_dossr_a_range_is_bounded_by_t1_only_with_a_variance_map():
     """t1 = 300 with the default a-range (225-325) and no map is a valid DoSSR run (issue 11 item 4)."""
     values = {"order": 3, "t1": 300, "variance_map": None, "a_min": 225.0, "a_max": 325.0, "n_min": 1.0, "n_max": 2.5}
-    assert check_inputs(DoSSRSampler, values, DoSSRSampler.input_rules, at_run=True) is True
+    assert check_inputs(DoSSRSampler, values, at_run=True) is True
     queued = {k: v for k, v in values.items() if k != "variance_map"}  # no map connected
-    assert check_inputs(DoSSRSampler, queued, DoSSRSampler.input_rules) is True
-    assert check_inputs(DoSSRSampler, dict(queued, variance_map=None), DoSSRSampler.input_rules) is not True  # linked
+    assert check_inputs(DoSSRSampler, queued) is True
+    assert check_inputs(DoSSRSampler, dict(queued, variance_map=None)) is not True  # linked
     with_map = dict(values, variance_map=torch.zeros(1, 8, 8))
-    assert "0 < a_min <= a_max < 300, got a_min 225.0, a_max 325.0" in check_inputs(DoSSRSampler, with_map, DoSSRSampler.input_rules, at_run=True)
+    assert "0 < a_min <= a_max < 300, got a_min 225.0, a_max 325.0" in check_inputs(DoSSRSampler, with_map, at_run=True)
 
 
 def test_raise_unless_valid_and_require_finite_give_plain_input_errors():
@@ -77,3 +77,27 @@ def test_raise_unless_valid_and_require_finite_give_plain_input_errors():
     with pytest.raises(InputError, match=r"the model output contains NaN and \+inf \(2 of 3 values\): lower it") as err:
         require_finite(torch.tensor([1.0, math.nan, math.inf]), "the model output", "lower it")
     assert type(err.value).__module__ == "TimeAwareSR"  # ComfyUI shows module.class: no install path
+
+
+def test_every_node_checks_its_inputs_when_it_runs():
+    """PackNode wraps each node's execute: a value that reached it through a link (never seen at queue
+    time) is refused by name before the node does anything."""
+    from timeaware_sr.nodes import NODE_LIST
+    from timeaware_sr.nodes.pack_node import PackNode
+
+    assert all(issubclass(node, PackNode) and node.execute.__func__.checks_inputs for node in NODE_LIST)
+    with pytest.raises(InputError, match=r"DoSSR Sampler: order must be at least 1 and at most 3, got 5"):
+        DoSSRSampler.execute(order=5, t1=500)
+    with pytest.raises(InputError, match=r"DoSSR Scheduler: steps must be below t1 \(300\), got 300"):
+        model = type("Model", (), {"get_model_object": lambda self, name: None})()
+        DoSSRScheduler.execute(model, 300, 300)  # the rule between inputs, at run time too
+
+
+def test_comfyuis_per_run_class_clone_checks_once():
+    """ComfyUI runs a shallow clone of each V3 node class; the clone keeps the one checked execute."""
+    from comfy_api.internal import shallow_clone_class
+
+    clone = shallow_clone_class(DoSSRSampler)
+    assert clone.execute.__func__ is DoSSRSampler.execute.__func__
+    with pytest.raises(InputError, match="order must be"):
+        clone.execute(order=0, t1=500)

@@ -41,7 +41,7 @@ def uses_the_starter_model(wf: dict) -> bool:
     return any(n["type"] == "TimeAwareSR_StarterModelLoader" for n in wf["nodes"])
 
 
-DEMO_WORKFLOW = "starter_sr_x4"  # tests/tools/demo.py's default
+DEMO_WORKFLOW = "starter_sr_x4"  # tools/demo.py's default
 
 
 def test_the_sample_is_the_hr_photo_downscaled_x4():
@@ -78,7 +78,7 @@ def check_upscaled(path: pathlib.Path, stem: str, wf: dict) -> str:
 
 
 def test_make_demo_beats_bicubic_and_says_so(tmp_path):
-    out = subprocess.run([sys.executable, str(comfy_live.PACK_DIR / "tests" / "tools" / "demo.py"), "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, str(comfy_live.PACK_DIR / "tools" / "demo.py"), "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "wrote " in out.stdout and "time: " in out.stdout

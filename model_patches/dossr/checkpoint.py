@@ -7,8 +7,9 @@ RRDBNet ESRGAN preprocessor. Schedule buffers (betas, alphas_cumprod, ...) are i
 import os
 from typing import NamedTuple
 
-from ..checkpoint_io import CheckpointError, describe, read_checkpoint, with_prefix
-from .latent_hint_controlnet import build_latent_hint_controlnet, encoder_only
+from ...clear_errors import CheckpointError
+from ..checkpoint_io import describe, read_checkpoint, with_prefix
+from ..latent_hint_controlnet import build_latent_hint_controlnet, encoder_only
 from ..sd_components import build_sd2_text_encoder, build_unet, build_upscale_model, build_vae
 
 COMPONENTS = {  # name -> checkpoint prefix

@@ -9,20 +9,14 @@ import os
 
 import torch
 
-from ..checkpoint_io import CheckpointError, check_keys, describe, read_checkpoint
+from ...clear_errors import CheckpointError
 from ...samplers.resshift_schedule import PRESETS
+from ..checkpoint_io import check_keys, describe, read_checkpoint
 from .unet_swin import REAL_CONFIG
 
 NETWORK_KEYS = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
 VQ_KEYS = ("encoder.conv_in.weight", "decoder.conv_out.weight", "quantize.embedding.weight", "quant_conv.weight")
 LQ_CHANNELS = 3  # the LR image (RGB) concatenated inside the network
-
-
-def strip_wrappers(sd: dict) -> dict:
-    for prefix in ("module.", "_orig_mod."):
-        if sd and all(k.startswith(prefix) for k in sd):
-            sd = {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
 
 
 def preset_from_filename(name: str) -> str | None:
@@ -75,7 +69,7 @@ def unet_config_from_weights(sd: dict) -> dict:
 
 def load_network_state_dict(path: str) -> dict:
     name = os.path.basename(path)
-    sd = strip_wrappers(read_checkpoint(path))
+    sd = read_checkpoint(path)
     if not all(k in sd for k in NETWORK_KEYS) or not any("patch_embed" in k for k in sd):
         hint = " (that is the VQ-f4 autoencoder: choose it as vae_name)" if all(k in sd for k in VQ_KEYS) else ""
         raise CheckpointError(f"{name} is not a ResShift / SinSR / TAD-SR network: {describe(sd)}{hint}. Expected "
@@ -112,7 +106,7 @@ def load_vq_f4(path: str):
     from .vq_f4 import VQModelF4, build_vq_f4_vae, vq_config_from_weights
 
     name = os.path.basename(path)
-    sd = strip_wrappers(read_checkpoint(path))
+    sd = read_checkpoint(path)
     if not all(k in sd for k in VQ_KEYS):
         raise CheckpointError(f"{name} is not the VQGAN f4 autoencoder: {describe(sd)}. Expected "
                               "autoencoder_vq_f4.pth from the ResShift release (encoder.*, decoder.*, quantize.embedding.*)")

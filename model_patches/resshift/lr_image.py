@@ -9,6 +9,8 @@ for sides of 32 px or less; here the reflection repeats (the image mirrored back
 import torch
 import torch.nn.functional as F
 
+from ...clear_errors import InputError
+
 PAD_MULTIPLE = 64  # LR pixels
 SCALE = 4
 
@@ -40,6 +42,10 @@ def prepare_lr(image: torch.Tensor):
     The upscaled image is not clipped: bicubic's overshoot is kept, as the official code encodes it.
     (Bicubic is linear, so upscaling in [0, 1] and the VAE's x * 2 - 1 equal the official order.)
     """
+    if image.ndim != 4 or image.shape[-1] not in (3, 4):
+        raise InputError(f"image must be an RGB image batch (B, H, W, 3), got shape {tuple(image.shape)}")
+    if not torch.isfinite(image).all():
+        raise InputError("image contains NaN or infinite values")
     lr = pad_lr(image[..., :3].movedim(-1, 1).float())
     up = F.interpolate(lr, scale_factor=SCALE, mode="bicubic")
     return up.movedim(1, -1), lr * 2 - 1
@@ -47,4 +53,8 @@ def prepare_lr(image: torch.Tensor):
 
 def crop_output(image: torch.Tensor, lr_height: int, lr_width: int) -> torch.Tensor:
     """The top-left 4h x 4w of an output IMAGE (B, H, W, C): the padding's share removed."""
+    if image.shape[1] < SCALE * lr_height or image.shape[2] < SCALE * lr_width:
+        raise InputError(f"image is {image.shape[2]}x{image.shape[1]} px, smaller than 4x lr_image "
+                         f"({SCALE * lr_width}x{SCALE * lr_height}); expected the decoded result of the same LR "
+                         f"({SCALE * padded_size(lr_width)}x{SCALE * padded_size(lr_height)} px)")
     return image[:, :SCALE * lr_height, :SCALE * lr_width]

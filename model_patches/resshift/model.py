@@ -14,10 +14,16 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.supported_models_base
 
+from ...clear_errors import InputError
 from ...samplers.resshift_schedule import resshift_sigmas_table
 from .unet_swin import UNetModelSwin
 
 LQ_KEY = "resshift_lq"
+
+
+def lq_conditioning(lq: torch.Tensor) -> list:
+    """A CONDITIONING that carries the padded LR to the network (through extra_conds, as c_concat)."""
+    return [[torch.zeros(1, 1, 1), {LQ_KEY: lq}]]
 
 
 class VQF4Latent(comfy.latent_formats.LatentFormat):
@@ -102,10 +108,10 @@ class ResShiftModel(comfy.model_base.BaseModel):
         lq = kwargs.get(LQ_KEY)
         noise = kwargs["noise"]
         if lq is None:
-            raise ValueError("ResShift needs the LR image in its conditioning: connect the 'conditioning' output of "
+            raise InputError("ResShift needs the LR image in its conditioning: connect the 'conditioning' output of "
                              "'ResShift Prepare LR' to the sampler's positive and negative inputs")
         if lq.shape[-2:] != noise.shape[-2:]:
-            raise ValueError(f"the LR image in the conditioning is {tuple(lq.shape[-2:])} pixels but the latent is "
+            raise InputError(f"the LR image in the conditioning is {tuple(lq.shape[-2:])} pixels but the latent is "
                              f"{tuple(noise.shape[-2:])}; encode the 'upscaled' output of the same 'ResShift Prepare "
                              "LR' node with the ResShift VAE")
         out["c_concat"] = comfy.conds.CONDNoiseShape(lq)  # repeated to the batch by ComfyUI

@@ -13,6 +13,7 @@ import comfy.ops
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, TimestepEmbedSequential, Upsample
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
+from ...clear_errors import InputError
 from .swin import SwinLayer
 
 # configs/realsr_swinunet_realesrgan256*.yaml (v1, v2, v3 and SinSR share it)
@@ -78,7 +79,7 @@ class UNetModelSwin(nn.Module):
         """x: cat([x_t / sqrt(kappa^2 eta_t + 1), lq]); timesteps: the raw integer index t (no x1000)."""
         side = self.downsampling
         if x.shape[-2] % side or x.shape[-1] % side:
-            raise ValueError(f"ResShift's network needs latent sides that are multiples of {side}, got "
+            raise InputError(f"ResShift's network needs latent sides that are multiples of {side}, got "
                              f"{tuple(x.shape[-2:])}; pad the LR image with 'ResShift Prepare LR'")
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels).to(x.dtype))
         h, hs = x, []

@@ -19,7 +19,8 @@ import comfy.latent_formats
 import comfy.model_base
 import comfy.supported_models_base
 
-from ..checkpoint_io import CheckpointError, check_keys, describe, read_checkpoint, with_prefix
+from ...clear_errors import CheckpointError
+from ..checkpoint_io import check_keys, describe, read_checkpoint, with_prefix
 
 PREFIX = "timeaware_sr.starter."  # every tensor key; tells this file apart from any other layout
 UNET_CONFIG = dict(

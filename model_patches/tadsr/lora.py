@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 import torch
 
-from ..checkpoint_io import CheckpointError
+from ...clear_errors import CheckpointError
 
 PEFT_DEFAULT_ALPHA = 8.0  # peft LoraConfig.lora_alpha default; the official configs set none
 PEFT_DEFAULT_RANK = 8  # peft LoraConfig.r default, used only if the file has no rank

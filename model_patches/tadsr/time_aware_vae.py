@@ -11,9 +11,10 @@ import torch
 from comfy.ldm.modules.diffusionmodules.model import Encoder, ResnetBlock, ops
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
+from ...samplers.tadsr_one_step import DEFAULT_T_S  # what stock VAE Encode uses on this VAE
+
 TIME_PROJ_DIM = 128  # diffusers Timesteps(max(128, block_out_channels[0]))
 TIME_EMBED_DIM = 256  # TimeAwareEncoder's temb_channels
-DEFAULT_T_S = 500  # the paper's t_s; what stock VAE Encode uses on this VAE
 
 
 class TimestepMLP(torch.nn.Module):
@@ -90,41 +91,3 @@ def install_time_aware_encoder(vae, encoder_sd: dict):
     vae.patcher = comfy.model_patcher.ModelPatcher(vae.first_stage_model, load_device=vae.device,
                                                    offload_device=vae.patcher.offload_device)
     return vae
-
-
-def encode_moments(vae, pixels: torch.Tensor, t_s: int, tile: int | None = None, overlap: int = 0) -> torch.Tensor:
-    """The TAE's Gaussian parameters (mean, logvar stacked on channels) for ComfyUI IMAGE pixels
-    (B,H,W,C in [0,1]); the VAE is loaded the way stock VAE Encode loads it. With `tile` (pixels), an
-    image larger than one tile is encoded in overlapping tiles by VAE Encode (Tiled)'s rule
-    (model_patches/tiling/tiled_encode.py); both moments are blended alike."""
-    import comfy.model_management as mm
-
-    from ..tiling.tiled_encode import fits_one_tile, tiled_encode
-
-    x = vae.vae_encode_crop_pixels(pixels).movedim(-1, 1)
-    whole = tile is None or fits_one_tile(x.shape[2], x.shape[3], tile)
-    loaded_shape = x.shape if whole else (1, x.shape[1], tile, tile)  # the largest tile (all layouts: tile² pixels)
-    mm.load_models_gpu([vae.patcher], memory_required=vae.memory_used_encode(loaded_shape, vae.vae_dtype))
-    fsm = vae.first_stage_model
-
-    def moments(px):
-        with torch.no_grad():
-            px = vae.process_input(px).to(vae.device, vae.vae_dtype)
-            return fsm.quant_conv(fsm.encoder(px, t_s)).to(vae.output_device).float()
-
-    if whole:
-        return moments(x)
-    return tiled_encode(x, moments, tile, overlap, vae.spacial_compression_encode(), 2 * vae.latent_channels,
-                        vae.output_device)
-
-
-def latent_from_moments(moments: torch.Tensor, seed: int | None) -> torch.Tensor:
-    """mean + std * eps with eps from `seed` (the official `.sample()`), or the mean for seed=None.
-    logvar is clamped to [-30, 20] as every SD posterior is."""
-    from comfy.ldm.modules.distributions.distributions import DiagonalGaussianDistribution
-
-    posterior = DiagonalGaussianDistribution(moments)
-    if seed is None:
-        return posterior.mean
-    eps = torch.randn(posterior.mean.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
-    return posterior.mean + posterior.std * eps.to(posterior.mean.device)

@@ -25,6 +25,7 @@ import contextvars
 
 import torch
 
+from ...clear_errors import InputError
 from ..tss import spatial_timestep
 from .adapters import ADAPTER_COUNT, adapter_channels
 
@@ -59,7 +60,7 @@ class TASRGate:
             return executor(x, timesteps, context, y, control, transformer_options, **kwargs)  # no ControlNet: nothing to gate
         middle, output = list(control.get("middle", [])), list(control["output"])
         if len(middle) != 1 or len(output) != ADAPTER_COUNT - 1:
-            raise ValueError(f"TASR adapters gate 1 middle and {ADAPTER_COUNT - 1} output ControlNet residuals; this "
+            raise InputError(f"TASR adapters gate 1 middle and {ADAPTER_COUNT - 1} output ControlNet residuals; this "
                              f"ControlNet gives {len(middle)} middle and {len(output)} output residuals")
         held = dict(control, middle=[None] * len(middle), output=[None] * len(output))
         token = _call.set(_Call(middle, output))
@@ -95,10 +96,8 @@ class TASRGate:
     @staticmethod
     def emb_at(call, h):
         """The time embedding the ResBlocks at h's resolution use: B x E, or TSS's per-pixel map."""
-        state = spatial_timestep._active.get()  # set by the TSS patch's wrappers while a per-pixel map is in use
-        if state is not None and "emb_map" in state:
-            return spatial_timestep.state_emb_at(state, h.shape[-2:])
-        return call.emb
+        per_pixel = spatial_timestep.active_embedding_at(h.shape[-2:])
+        return call.emb if per_pixel is None else per_pixel
 
 
 def apply_tasr_adapters(model, adapters_patcher):
@@ -109,19 +108,19 @@ def apply_tasr_adapters(model, adapters_patcher):
     unet = model.get_model_object("diffusion_model")
     if not isinstance(unet, UNetModel) or len(unet.output_blocks) != ADAPTER_COUNT - 1:
         family = type(getattr(getattr(model, "model", None), "model_config", None)).__name__
-        raise ValueError(f"model: TASR adapters gate an SD 2.1 UNet's ControlNet residuals; this MODEL is {family} "
+        raise InputError(f"model: TASR adapters gate an SD 2.1 UNet's ControlNet residuals; this MODEL is {family} "
                          f"(network {type(unet).__name__})")
     adapters = adapters_patcher.model
     expected = adapter_channels(unet.model_channels, unet.channel_mult, unet.num_res_blocks)
     emb_width = unet.time_embed[-1].weight.shape[0]
     if adapters.channels != expected or adapters.emb_channels != emb_width:
-        raise ValueError(
+        raise InputError(
             f"tasr_adapters were made for a different UNet: their input channels are {adapters.channels} with a "
             f"{adapters.emb_channels}-wide time embedding, this model needs {expected} and {emb_width} "
             f"(TASR's released adapters fit SD 2.1-base)")
     m = model.clone()
     if WRAPPER_KEY in m.wrappers.get(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, {}):
-        raise ValueError("model: TASR adapters are already applied to this model; apply them once")
+        raise InputError("model: TASR adapters are already applied to this model; apply them once")
     gate = TASRGate(adapters_patcher)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, gate.diffusion_model_wrapper)
     m.set_model_emb_patch(gate.emb_patch)

@@ -8,8 +8,9 @@ A .safetensors copy holds the same tensors flattened, as `checkpoint_controlnet.
 import os
 from typing import NamedTuple
 
-from ..checkpoint_io import CheckpointError, check_keys, describe, read_checkpoint, with_prefix
-from ..dossr.latent_hint_controlnet import LatentHintControlNet, build_latent_hint_controlnet
+from ...clear_errors import CheckpointError, InputError
+from ..checkpoint_io import check_keys, describe, read_checkpoint, strip_wrappers, with_prefix
+from ..latent_hint_controlnet import LatentHintControlNet, build_latent_hint_controlnet
 from .adapters import ADAPTER_COUNT, TASRAdapters, adapter_channels, adapter_layout
 
 CONTROLNET, ADAPTERS = "checkpoint_controlnet", "checkpoint_adapter"
@@ -23,7 +24,7 @@ class SDVAEHintControlNet(LatentHintControlNet):
         import comfy.controlnet
 
         if vae is None:
-            raise ValueError("vae: the TASR ControlNet encodes its hint image with the SD 2.1 VAE; connect the VAE "
+            raise InputError("vae: the TASR ControlNet encodes its hint image with the SD 2.1 VAE; connect the VAE "
                              "to the 'vae' input of Apply ControlNet")
         return comfy.controlnet.ControlNet.set_cond_hint(self, cond_hint, strength, timestep_percent_range, vae=vae,
                                                          extra_concat=extra_concat)
@@ -34,19 +35,13 @@ class TASRComponents(NamedTuple):
     adapters: object  # ModelPatcher around TASRAdapters
 
 
-def _unwrap(part: dict) -> dict:
-    if part and all(isinstance(k, str) and k.startswith("module.") for k in part):
-        return {k[len("module."):]: v for k, v in part.items()}
-    return part
-
-
 def split_tasr_state_dict(sd: dict, name: str = "checkpoint") -> tuple[dict, dict]:
     """(ControlNet weights, adapter weights) of a TASR checkpoint, or a clear error saying what is wrong."""
     if isinstance(sd.get(CONTROLNET), dict) or isinstance(sd.get(ADAPTERS), dict):
         control, adapters = sd.get(CONTROLNET) or {}, sd.get(ADAPTERS) or {}
     else:
         control, adapters = with_prefix(sd, CONTROLNET + "."), with_prefix(sd, ADAPTERS + ".")
-    control, adapters = _unwrap(control), _unwrap(adapters)
+    control, adapters = strip_wrappers(control), strip_wrappers(adapters)
     bare_controlnet = "input_blocks.0.0.weight" in sd and "zero_convs.0.0.weight" in sd
     if bare_controlnet or (control and not adapters):
         raise CheckpointError(

@@ -10,6 +10,8 @@ import math
 
 import torch
 
+from ...clear_errors import InputError
+
 BLENDS = ("gaussian", "uniform")
 GAUSSIAN_VARIANCE = 0.01  # of the tile side, squared: Mixture of Diffusers' and TASR's constant
 
@@ -33,7 +35,7 @@ def blend_window(height: int, width: int, blend: str) -> torch.Tensor:
     if blend == "uniform":
         return torch.ones(height, width)
     if blend != "gaussian":
-        raise ValueError(f"blend must be one of {list(BLENDS)}, got {blend!r}")
+        raise InputError(f"blend must be one of {list(BLENDS)}, got {blend!r}")
     return _gaussian_1d(height)[:, None] * _gaussian_1d(width)[None, :]
 
 

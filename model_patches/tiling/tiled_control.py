@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ...clear_errors import InputError
 from .tiled_hint_encoder import TiledHintEncoder
 
 
@@ -66,7 +67,7 @@ def controlnet_chain(control) -> list:
     while control is not None:
         if not isinstance(control, comfy.controlnet.ControlNet) or \
                 type(control).get_control is not comfy.controlnet.ControlNet.get_control:
-            raise ValueError(f"Tiled Diffusion crops the hints of ControlNets; a {type(control).__name__} in the "
+            raise InputError(f"Tiled Diffusion crops the hints of ControlNets; a {type(control).__name__} in the "
                              f"conditioning computes its control its own way and cannot be tiled (remove it, or "
                              f"use the model without Tiled Diffusion)")
         chain.append(control)
@@ -103,7 +104,7 @@ def prepare_whole_hint(cn, deferred: DeferredControl) -> torch.Tensor:
 def hint_ratio(hint: torch.Tensor, latent_size) -> int:
     ratio = hint.shape[-1] // latent_size[-1]
     if tuple(hint.shape[-2:]) != (latent_size[0] * ratio, latent_size[1] * ratio):
-        raise ValueError(f"Tiled Diffusion: a ControlNet hint of size {tuple(hint.shape[-2:])} is not a whole multiple "
+        raise InputError(f"Tiled Diffusion: a ControlNet hint of size {tuple(hint.shape[-2:])} is not a whole multiple "
                          f"of the latent size {tuple(latent_size)}, so it cannot be cropped per tile")
     return ratio
 

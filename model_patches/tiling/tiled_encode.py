@@ -11,6 +11,8 @@ than one tile is encoded in one piece: bitwise the untiled result.
 """
 import torch
 
+from ...clear_errors import InputError
+
 MIN_TILE = 64  # pixels, VAE Encode (Tiled)'s minimum
 
 
@@ -44,7 +46,7 @@ def tiled_encode(pixels: torch.Tensor, encode, tile: int, overlap: int, downscal
 
     checked = check_tiles(tile, overlap, downscale)
     if checked is not True:
-        raise ValueError(checked)
+        raise InputError(checked)
     if fits_one_tile(pixels.shape[2], pixels.shape[3], tile):
         return encode(pixels).to(output_device)
     layouts = tile_layouts(tile)

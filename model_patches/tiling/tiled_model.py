@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .tile_grid import BLENDS, blend_window, tile_boxes
+from ...clear_errors import InputError
+from .tile_grid import blend_window, tile_boxes
 from .tiled_control import DeferredControl, TiledControls, defer_controls
 
 WRAPPER_KEY = "timeaware_sr_tiled_diffusion"
@@ -36,28 +37,19 @@ class TileSettings:
     tile_batch: int  # tiles per model call
 
 
-def check_settings(tile_size, overlap, blend, tile_batch) -> bool | str:
-    """True, or a message naming the bad input, its value and what is allowed (None: not known yet)."""
-    if tile_size is not None and tile_size < 1:
-        return f"tile_size must be at least 1 latent pixel, got {tile_size}"
-    if overlap is not None and overlap < 0:
-        return f"overlap must be 0 or more latent pixels, got {overlap}"
+def check_overlap(tile_size, overlap) -> bool | str:
+    """True, or why the overlap does not fit the tile (None: not known yet): tiles must advance. Each
+    value's own range is the node's schema (nodes/tiling.py)."""
     if tile_size is not None and overlap is not None and overlap >= tile_size:
         return f"overlap must be smaller than tile_size, got overlap {overlap} with tile_size {tile_size}"
-    if blend is not None and blend not in BLENDS:
-        return f"blend must be one of {list(BLENDS)}, got {blend!r}"
-    if tile_batch is not None and tile_batch < 1:
-        return f"tile_batch must be at least 1, got {tile_batch}"
     return True
 
 
 def patch_tiled_diffusion(model, tile_size: int = 64, overlap: int = 16, blend: str = "gaussian", tile_batch: int = 4):
-    """MODEL -> a clone whose model calls run in tiles; a model already tiled gets the new settings."""
+    """MODEL -> a clone whose model calls run in tiles; a model already tiled gets the new settings.
+    The settings are the Tiled Diffusion node's, checked there (schema ranges and check_overlap)."""
     import comfy.patcher_extension
 
-    problem = check_settings(tile_size, overlap, blend, tile_batch)
-    if problem is not True:
-        raise ValueError(problem)
     apply_model = comfy.patcher_extension.WrappersMP.APPLY_MODEL
     m = model.clone()
     m.remove_wrappers_with_key(apply_model, WRAPPER_KEY)
@@ -88,7 +80,7 @@ class TileBatch:
     def lay_out(self, v: torch.Tensor, crop: bool, ratio: int = 1, name: str = "tensor") -> torch.Tensor:
         if v.shape[0] != self.batch:
             if self.batch % v.shape[0]:
-                raise ValueError(f"Tiled Diffusion: {name} has batch {v.shape[0]}, which does not divide the model "
+                raise InputError(f"Tiled Diffusion: {name} has batch {v.shape[0]}, which does not divide the model "
                                  f"batch {self.batch}")
             v = v.repeat(self.batch // v.shape[0], *([1] * (v.ndim - 1)))  # ComfyUI's convention: repeat per chunk
         per_chunk = self.batch // self.chunks
@@ -131,7 +123,7 @@ def _tiled_apply_model(settings: TileSettings, executor, x, t, c_concat=None, c_
             control = control.whole()
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
     if control is not None and not isinstance(control, DeferredControl):
-        raise ValueError("Tiled Diffusion: this model call brought ControlNet outputs computed for the whole latent; "
+        raise InputError("Tiled Diffusion: this model call brought ControlNet outputs computed for the whole latent; "
                          "they cannot be split into tiles (was the model called outside ComfyUI's sampler?)")
     chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
     chunks = chunks if x.shape[0] % chunks == 0 else 1

@@ -23,8 +23,10 @@ import contextvars
 import torch
 import torch.nn.functional as F
 
-WRAPPER_KEY = "timeaware_sr_spatial_timestep"
-SIGMA_MAP_KEY = "tss_sigma_map"  # transformer_options key the TSS sampler (samplers/tss_sampler.py) fills
+from ...clear_errors import InputError
+from ...samplers.ddpm import PIXEL_TIMESTEP_WRAPPER_KEY as WRAPPER_KEY
+from ...samplers.ddpm import SIGMA_MAP_KEY  # filled by the per-pixel samplers (samplers/pixel_schedule.py)
+
 _active = contextvars.ContextVar("timeaware_sr_spatial_timestep", default=None)
 
 
@@ -62,6 +64,16 @@ def state_emb_at(state, size):
     return cache[size]
 
 
+def active_embedding_at(size):
+    """The per-pixel time embedding map at a feature resolution (size = (h, w)) while a TSS per-pixel
+    map is in use in this model call, else None: what other per-block patches (TASR's adapters) take
+    in place of the broadcast embedding."""
+    state = _active.get()
+    if state is None or "emb_map" not in state:
+        return None
+    return state_emb_at(state, size)
+
+
 def resblock_paths(diffusion_model) -> list[str]:
     from comfy.ldm.modules.diffusionmodules.openaimodel import ResBlock
 
@@ -89,11 +101,11 @@ def embedding_map(unet, t_map: torch.Tensor, y=None, dtype=torch.float32) -> tor
 def _batched_map(sigma_map, x):
     """Repeat the per-image map for each cond/uncond chunk ComfyUI batched together."""
     if sigma_map.shape[-2:] != x.shape[-2:]:
-        raise ValueError(f"the TSS sigma map is {tuple(sigma_map.shape[-2:])} but the latent is {tuple(x.shape[-2:])} "
+        raise InputError(f"the TSS sigma map is {tuple(sigma_map.shape[-2:])} but the latent is {tuple(x.shape[-2:])} "
                          f"(area conditioning is not supported with per-pixel timesteps)")
     repeats = x.shape[0] // sigma_map.shape[0]
     if repeats * sigma_map.shape[0] != x.shape[0]:
-        raise ValueError(f"the TSS sigma map has batch {sigma_map.shape[0]}, which does not divide the model batch {x.shape[0]}")
+        raise InputError(f"the TSS sigma map has batch {sigma_map.shape[0]}, which does not divide the model batch {x.shape[0]}")
     return sigma_map.repeat(repeats, 1, 1, 1).to(device=x.device, dtype=torch.float32)
 
 
@@ -139,7 +151,7 @@ def per_pixel_denoised(model_type, x, x_in, d_ref, s, S):
     if model_type == comfy.model_base.ModelType.V_PREDICTION:
         v = (x_in / (s * s + 1) - d_ref) * (s * s + 1).sqrt() / s
         return x / (S * S + 1) - v * S / (S * S + 1).sqrt()
-    raise ValueError(f"per-pixel timesteps support eps and v-prediction models, not {model_type}")
+    raise InputError(f"per-pixel timesteps support eps and v-prediction models, not {model_type}")
 
 
 def _diffusion_model_wrapper(executor, x, timesteps, context, y, control, transformer_options, **kwargs):
@@ -199,10 +211,10 @@ def patch_spatial_timesteps(model):
     unet = model.get_model_object("diffusion_model")
     if not isinstance(unet, UNetModel):
         family = type(getattr(getattr(model, "model", None), "model_config", None)).__name__
-        raise ValueError(f"model: per-pixel timesteps need an SD1.x/SD2.x/SDXL UNet model; this MODEL is {family} "
+        raise InputError(f"model: per-pixel timesteps need an SD1.x/SD2.x/SDXL UNet model; this MODEL is {family} "
                          f"(network {type(unet).__name__})")
     if model.model.model_type not in (comfy.model_base.ModelType.EPS, comfy.model_base.ModelType.V_PREDICTION):
-        raise ValueError(f"per-pixel timesteps support eps and v-prediction models, not {model.model.model_type.name}")
+        raise InputError(f"per-pixel timesteps support eps and v-prediction models, not {model.model.model_type.name}")
     m = model.clone()
     if WRAPPER_KEY in m.wrappers.get(comfy.patcher_extension.WrappersMP.APPLY_MODEL, {}):
         return m  # already patched

@@ -1,6 +1,6 @@
 """Held-out evaluation of the starter SR model, in-process through ComfyUI's own sampling path.
 
-Used by tests/tools/benchmarks/bench_starter_quality.py (the table) and tests/test_starter_model.py (a
+Used by tools/benchmarks/bench_starter_quality.py (the table) and tests/test_starter_model.py (a
 pinned value). Images are uint8 RGB arrays; the LR is a plain bicubic downscale of the HR crop.
 """
 import pathlib
@@ -51,9 +51,10 @@ def upscale(model, cond, lr: np.ndarray, scale: int, sampler: str = "dossr", ste
     import comfy.sample
     import comfy.samplers
     from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
-    from timeaware_sr.samplers.dossr_schedule import dossr_sigmas, spaced_timesteps
+    from timeaware_sr.samplers.ddpm import spaced_timesteps
+    from timeaware_sr.samplers.dossr_schedule import DEFAULT_T1, dossr_sigmas
     from timeaware_sr.samplers.dossr_solver import sample_dossr
-    from timeaware_sr.samplers.sds_map import variance_map
+    from timeaware_sr.image_ops.sds_map import variance_map
     from timeaware_sr.samplers.tds_schedule import tds_timesteps
     from timeaware_sr.samplers.tss_sampler import sample_tss
 
@@ -64,7 +65,7 @@ def upscale(model, cond, lr: np.ndarray, scale: int, sampler: str = "dossr", ste
     if sampler == "dossr":
         sigmas = dossr_sigmas(ms, steps, final_clean=final_clean)
         if schedule == "tds":
-            start = spaced_timesteps(steps)[-1]
+            start = spaced_timesteps(steps, DEFAULT_T1)[-1]
             t = tds_timesteps(steps + 1, start / 2, 2.0, start, 0.0)
             sigmas = torch.cat([ms.sigma(t[:-1].float()), sigmas[-1:]])  # keep DoSSR's last sigma
         options = {"order": order} if variance is None else {"order": order, "variance": variance}

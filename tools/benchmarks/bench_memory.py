@@ -1,7 +1,7 @@
 """Memory and time of the pack's size-dependent work (issue 11 item 1).
 
-    flock /tmp/heavy.lock python tests/tools/benchmarks/bench_memory.py [--sds-size 4096] [--latent 128]
-    python tests/tools/benchmarks/bench_memory.py --sds after     # without the old 5 GB conv: no lock
+    flock /tmp/heavy.lock python tools/benchmarks/bench_memory.py [--sds-size 4096] [--latent 128]
+    python tools/benchmarks/bench_memory.py --sds after     # without the old 5 GB conv: no lock
 
 1. TSS sampler peak memory against steps at a fixed latent size (a model that costs nothing, so the
    sampler's own per-pixel schedule is all that is measured): flat in steps, since each step's maps
@@ -19,8 +19,7 @@ import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))  # support/
 
 
 def rss_mb() -> float:
@@ -39,7 +38,7 @@ def sds_before(image):
     import torch
     import torch.nn.functional as F
 
-    from timeaware_sr.samplers.sds_map import BLUR_SIGMA, WINDOW, luma
+    from timeaware_sr.image_ops.sds_map import BLUR_SIGMA, WINDOW, luma
 
     def separable(x, k):
         r = k.numel() // 2
@@ -59,7 +58,7 @@ def sds_before(image):
 def measure_sds(which: str, size: int) -> dict:
     import torch
 
-    from timeaware_sr.samplers.sds_map import variance_map
+    from timeaware_sr.image_ops.sds_map import variance_map
 
     image = torch.rand(1, size, size, 3, generator=torch.Generator().manual_seed(0))
     before = rss_mb()

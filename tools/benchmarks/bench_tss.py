@@ -1,6 +1,6 @@
 """Cost of TSS's per-pixel timesteps (issue: TSS; goal patched/unpatched <= 1.10).
 
-    python tests/tools/benchmarks/bench_tss.py [--size real|tiny] [--latent 64] [--repeats 5]
+    python tools/benchmarks/bench_tss.py [--size real|tiny] [--latent 64] [--repeats 5]
 
 Prints the UNet forward time unpatched, patched with no map, and patched with a per-pixel map
 (a TDS+SDS map with many distinct timesteps), their ratios, and the TSS sampler's own per-step cost
@@ -13,9 +13,9 @@ import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))  # support/
 
-from support.benchmark import parse_args, random_sd21_unet  # noqa: E402
+from common import parse_args, random_sd21_unet  # noqa: E402  (tools/benchmarks/common.py)
 
 
 def main():

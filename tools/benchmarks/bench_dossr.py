@@ -1,6 +1,6 @@
 """DoSSR sampling speed against ComfyUI's dpmpp_2m_sde at the same model calls (issue: ratio <= 1.02).
 
-    python tests/tools/benchmarks/bench_dossr.py [--size real|tiny] [--latent 64] [--repeats 3] [--device cpu|cuda]
+    python tools/benchmarks/bench_dossr.py [--size real|tiny] [--latent 64] [--repeats 3] [--device cpu|cuda]
 
 Prints wall time per sampling run (5 model calls, CFG 1, same sigmas and seed) for both samplers,
 their ratio, and each sampler's own per-step overhead measured with a free (identity) model, also
@@ -13,10 +13,10 @@ import time
 
 import torch
 
-TESTS = pathlib.Path(__file__).resolve().parents[2]
+TESTS = pathlib.Path(__file__).resolve().parents[2] / "tests"  # support/
 sys.path.insert(0, str(TESTS))
 
-from support.benchmark import parse_args, random_sd21_unet  # noqa: E402
+from common import parse_args, random_sd21_unet  # noqa: E402  (tools/benchmarks/common.py)
 
 
 def main():

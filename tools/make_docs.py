@@ -1,6 +1,6 @@
 """`make docs`: the README's pictures, rendered from the real pack on the bundled starter model.
 
-    python tests/tools/make_docs.py [--out workflows/assets]
+    python tools/make_docs.py [--out workflows/assets]
 
 Writes to --out:
 - before_after.jpg: the held-out chelsea crop at 1/4 size, upscaled x4 by bicubic and by the
@@ -20,7 +20,7 @@ import tempfile
 import numpy as np
 from PIL import Image, ImageDraw
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))  # support/
 from support import comfy_browser, comfy_live, env, shipped_models  # noqa: E402
 
 PACK_DIR = comfy_live.PACK_DIR
@@ -88,7 +88,7 @@ def tss_maps(lr: Image.Image) -> Image.Image:
     import torch
 
     from timeaware_sr.samplers.pixel_schedule import pixel_schedule
-    from timeaware_sr.samplers.sds_map import variance_map
+    from timeaware_sr.image_ops.sds_map import variance_map
 
     image = torch.from_numpy(np.asarray(lr, dtype=np.float32) / 255.0)[None]
     v = variance_map(image)[0]

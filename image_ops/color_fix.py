@@ -7,6 +7,7 @@ grayscale and alpha.
 import torch
 import torch.nn.functional as F
 
+from ..clear_errors import InputError
 from .luma import luma
 
 METHODS = ("wavelet", "adain")
@@ -54,11 +55,11 @@ def wavelet_color_fix(content: torch.Tensor, style: torch.Tensor, levels: int = 
 def color_fix_images(image: torch.Tensor, reference: torch.Tensor, method: str = "wavelet") -> torch.Tensor:
     """Colour-fix ComfyUI IMAGEs (B×H×W×C). The image keeps its own size and alpha."""
     if method not in METHODS:
-        raise ValueError(f"Color Fix: method must be one of {METHODS}, got {method!r}")
+        raise InputError(f"Color Fix: method must be one of {METHODS}, got {method!r}")
     _check_image("image", image)
     _check_image("reference", reference)
     if reference.shape[0] not in (1, image.shape[0]):
-        raise ValueError(
+        raise InputError(
             f"Color Fix: reference batch size {reference.shape[0]} must be 1 or equal the image "
             f"batch size {image.shape[0]}"
         )
@@ -83,11 +84,11 @@ def color_fix_images(image: torch.Tensor, reference: torch.Tensor, method: str =
 def _check_image(name: str, x: torch.Tensor):
     if x is None or x.ndim != 4 or min(x.shape) == 0:
         shape = None if x is None else tuple(x.shape)
-        raise ValueError(f"Color Fix: {name} is empty or not an image batch (shape {shape}, expected B×H×W×C)")
+        raise InputError(f"Color Fix: {name} is empty or not an image batch (shape {shape}, expected B×H×W×C)")
     if x.shape[-1] not in (1, 2, 3, 4):
-        raise ValueError(f"Color Fix: {name} has {x.shape[-1]} channels; expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)")
+        raise InputError(f"Color Fix: {name} has {x.shape[-1]} channels; expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)")
     if not torch.isfinite(x).all():
-        raise ValueError(f"Color Fix: {name} contains NaN or infinite values")
+        raise InputError(f"Color Fix: {name} contains NaN or infinite values")
 
 
 def _split_alpha(x: torch.Tensor):

@@ -1,6 +1,6 @@
 """`make demo`: super-resolve a sample photo with a shipped workflow on a real ComfyUI server.
 
-    python tests/tools/demo.py [--workflow workflows/X.json] [--image photo.png] [--out demo_output]
+    python tools/demo.py [--workflow workflows/X.json] [--image photo.png] [--out demo_output]
 
 Starts ComfyUI headless (--cpu), queues the workflow file as users would load it, and copies the
 saved PNG to --out. Prints the output path and the time taken. For the bundled sample (or --hr), it
@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))  # support/
 from support import comfy_live  # noqa: E402
 
 PACK_DIR = comfy_live.PACK_DIR

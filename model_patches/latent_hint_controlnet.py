@@ -12,7 +12,8 @@ import comfy.cldm.cldm
 import comfy.controlnet
 import comfy.latent_formats
 
-from ..checkpoint_io import CheckpointError, check_keys
+from ..clear_errors import CheckpointError
+from .checkpoint_io import check_keys
 
 
 class _NoHintEncoder(torch.nn.Module):

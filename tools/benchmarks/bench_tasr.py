@@ -1,6 +1,6 @@
 """Cost of TASR's adapters on one UNet + ControlNet call (issue 13; goal TASR / plain <= 1.08).
 
-    python tests/tools/benchmarks/bench_tasr.py [--size real|tiny] [--latent 64] [--repeats 5]
+    python tools/benchmarks/bench_tasr.py [--size real|tiny] [--latent 64] [--repeats 5]
 
 Times one model call as a sampler makes it (ControlNet residuals, then the UNet) with plain
 ControlNet and with the TASR adapters applied, interleaved A B A B after one warm-up each, and
@@ -14,7 +14,7 @@ import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))  # support/
 
 
 def build(size):
@@ -25,7 +25,7 @@ def build(size):
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.ops
-    from timeaware_sr.model_patches.dossr.latent_hint_controlnet import LatentConcatControlNet
+    from timeaware_sr.model_patches.latent_hint_controlnet import LatentConcatControlNet
     from timeaware_sr.model_patches.sd_components import build_unet, build_vae
     from timeaware_sr.model_patches.tasr.checkpoint import SDVAEHintControlNet
 
@@ -42,7 +42,7 @@ def build(size):
     adapters = comfy.model_patcher.ModelPatcher(tf.adapters_module(size), mm.get_torch_device(), mm.unet_offload_device())
     return model, vae, control_net, adapters
 
-from support.benchmark import parse_args  # noqa: E402
+from common import parse_args  # noqa: E402  (tools/benchmarks/common.py)
 
 
 def main():

@@ -2,27 +2,27 @@
 
     make dev-extras                      # scikit-image: its bundled photos are part of the data
     apt-get install mate-backgrounds lomiri-wallpapers-16.04 lomiri-wallpapers-20.04   # the Debian photos
-    python tests/tools/train_starter_sr.py [--workdir DIR] [--minutes 60] [--max-steps N] [--init starter.safetensors]
-    python tests/tools/train_starter_sr.py [--workdir DIR] --export best [--out model_patches/weights/starter_sr.safetensors]
+    python tools/train_starter_sr.py [--workdir DIR] [--minutes 60] [--max-steps N] [--init starter.safetensors]
+    python tools/train_starter_sr.py [--workdir DIR] --export best [--out model_patches/weights/starter_sr.safetensors]
 
 The shipped weights (README, *Starter model*): stage 1 is the starter of commit 25d76c9; stage 2 is
     git show 25d76c9:model_patches/weights/starter_sr.safetensors > stage1.safetensors
-    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR --batch 8 --patch 48 \
+    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tools/train_starter_sr.py --workdir DIR --batch 8 --patch 48 \
         --eval-every 40 --init stage1.safetensors --minutes 600
 (rerun the same line to resume; PASSIVE keeps OpenMP threads from spinning on a busy machine), then
 --export best --out stage2.safetensors (its step 2120); stage 3 (its best, step 2600, shipped until stage 4):
-    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tests/tools/train_starter_sr.py --workdir DIR3 --batch 8 --patch 48 \
+    OMP_WAIT_POLICY=PASSIVE nice -n 10 python tools/train_starter_sr.py --workdir DIR3 --batch 8 --patch 48 \
         --lr 4e-4 --lr-cosine-steps 2500 --refine 0.3 --eval-every 100 --init stage2.safetensors --minutes 600
 then --workdir DIR3 --export best --out stage3.safetensors (= git show 77a7535:model_patches/weights/starter_sr.safetensors);
 stage 4, whose best is shipped (README), from stage 3 with 96 px crops (twice the side: more of the context the
 model sees in use, less zero padding), more clean x4 pairs and more 1-step pairs:
-    OMP_WAIT_POLICY=PASSIVE nice -n 5 python tests/tools/train_starter_sr.py --workdir DIR4 --batch 2 --patch 96 \
+    OMP_WAIT_POLICY=PASSIVE nice -n 5 python tools/train_starter_sr.py --workdir DIR4 --batch 2 --patch 96 \
         --ema 0.999 --lr 3e-4 --lr-cosine-steps 7000 --clean-share 0.75 --one-step-share 0.5 --eval-every 250 \
         --init stage3.safetensors --minutes 100
 then --workdir DIR4 --export best (step 7000, shipped until stage 5);
 stage 5, whose best (step 8000) is shipped: 128 px crops, and every pair below t1 - 1 refined (x_t from the EMA's
 own 1-step estimate, as a multi-step run sees it), which closed the few-step gap:
-    OMP_WAIT_POLICY=PASSIVE nice -n 5 python tests/tools/train_starter_sr.py --workdir DIR5 --batch 1 --patch 128 \
+    OMP_WAIT_POLICY=PASSIVE nice -n 5 python tools/train_starter_sr.py --workdir DIR5 --batch 1 --patch 128 \
         --ema 0.999 --lr 1e-4 --lr-cosine-steps 6000 --clean-share 0.75 --one-step-share 0.5 --refine 1.0 \
         --eval-every 250 --init stage4.safetensors --minutes 80
 then --workdir DIR5 --export best.
@@ -65,7 +65,7 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))  # support/
 from support.photos import skimage_photo  # noqa: E402
 
 from support.starter_eval import HELD_OUT  # noqa: E402  evaluation only (tests/support/data)
@@ -454,7 +454,7 @@ def main():
                          "the last 10%% in [0, 1000)")
     ap.add_argument("--photos", help="train on every PNG in this folder instead of PHOTOS")
     ap.add_argument("--export", choices=["best", "last"], help="write a checkpoint's EMA weights to --out and stop")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[2] / "model_patches" / "weights" / "starter_sr.safetensors"))
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parents[1] / "model_patches" / "weights" / "starter_sr.safetensors"))
     a = ap.parse_args()
     from support import env
 

@@ -1,6 +1,6 @@
 """TADSR one-step SR end to end against a ComfyUI 1-step KSampler on the same UNet (issue: ratio <= 1.05).
 
-    flock /tmp/heavy.lock python tests/tools/benchmarks/bench_tadsr.py [--size real|tiny] [--lr 128] [--repeats 3]
+    flock /tmp/heavy.lock python tools/benchmarks/bench_tadsr.py [--size real|tiny] [--lr 128] [--repeats 3]
         [--device cpu|cuda] [--with-lora]
 
 Both pipelines take the same LR image, upscale it x4 (bicubic), encode, run one UNet call on the
@@ -19,10 +19,10 @@ import time
 
 import torch
 
-TESTS = pathlib.Path(__file__).resolve().parents[2]
+TESTS = pathlib.Path(__file__).resolve().parents[2] / "tests"  # support/
 sys.path.insert(0, str(TESTS))
 
-from support.benchmark import parse_args, random_sd21_unet  # noqa: E402
+from common import parse_args, random_sd21_unet  # noqa: E402  (tools/benchmarks/common.py)
 
 
 def main():
@@ -40,14 +40,16 @@ def main():
     from support import tadsr_factory as tf
     from timeaware_sr.model_patches.sd_components import build_vae
     from timeaware_sr.model_patches.tadsr import checkpoint as ck
-    from timeaware_sr.model_patches.tadsr.time_aware_vae import encode_moments, latent_from_moments
+    from timeaware_sr.model_patches.tadsr.one_step_model import tadsr_model
+    from timeaware_sr.model_patches.tadsr.time_vae_folder import time_aware_vae
+    from timeaware_sr.model_patches.tadsr.encode import encode_moments, latent_from_moments
     from timeaware_sr.samplers.tadsr_one_step import sample_tadsr_one_step, tadsr_sigmas
 
     base = random_sd21_unet(a.size, comfy.model_base.ModelType.EPS)
     ckpt = ck.parse_tadsr_checkpoint(tf.tadsr_pkl_dict(a.size))
-    model = ck.tadsr_model(base, ckpt) if a.with_lora else base
+    model = tadsr_model(base, ckpt) if a.with_lora else base
     vae_sd = tf.time_vae_state_dict(a.size)
-    tadsr_vae = ck.time_aware_vae(vae_sd, ckpt)
+    tadsr_vae = time_aware_vae(vae_sd, ckpt)
     stock_vae = build_vae(comfy.diffusers_convert.convert_vae_state_dict({k: v for k, v in vae_sd.items() if "time" not in k}))
     del vae_sd
     width = cf.unet_config("sd21", a.size)["context_dim"]

@@ -1,7 +1,7 @@
 """Memory and time of Tiled Diffusion (issue 15): one model call on the whole latent against the same
 call in tiles, in one run.
 
-    python tests/tools/benchmarks/bench_tiling.py [--model tiny-sd21|real-sd21|starter] [--latent 256]
+    python tools/benchmarks/bench_tiling.py [--model tiny-sd21|real-sd21|starter] [--latent 256]
         [--tile 64] [--overlap 16] [--tile-batch 4] [--repeats 1] [--device cpu|cuda]
 
 real-sd21: a real-size SD 2.1 UNet (random weights, float32 on CPU) with a 1024-wide text context. A
@@ -25,7 +25,7 @@ import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))  # support/
 
 
 def _vm(field):
@@ -54,7 +54,7 @@ def build(model_name, latent, device):
     """(MODEL, x, the call's conditioning): the starter with its LR as the concat latent, or a tiny
     SD 2.1 UNet (real block structure and attention, narrow channels) with a text context."""
     from support import ckpt_factory as cf
-    from support.benchmark import random_sd21_unet
+    from common import random_sd21_unet
 
     if model_name == "starter":
         from support.starter_eval import WEIGHTS

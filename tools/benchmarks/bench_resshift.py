@@ -1,6 +1,6 @@
 """One-step ResShift-family SR (SinSR / TAD-SR) end to end, and the network's share of it.
 
-    python tests/tools/benchmarks/bench_resshift.py [--size real|tiny] [--lr 256] [--repeats 2] [--warmup 1] [--device cpu|cuda]
+    python tools/benchmarks/bench_resshift.py [--size real|tiny] [--lr 256] [--repeats 2] [--warmup 1] [--device cpu|cuda]
 
 Random weights in the official layouts (the timing does not depend on the values). Stages, as the
 shipped sinsr_onestep_x4 graph runs them: pad + bicubic x4, VQ-f4 encode (1024 px), one network call
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))  # support/
 
 
 def main():

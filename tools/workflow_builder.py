@@ -4,7 +4,8 @@ using a live server's /object_info for widget order, so the files load in the ed
     nodes = {1: ("LoadImage", {"image": "x.png"}), 2: ("ImageScaleBy", {"image": (1, 0), "scale_by": 4.0})}
     build_workflow(nodes, object_info, titles={2: "Upscale"}, note="# What this does", model_files={...})
 
-A tuple (node_id, slot) is a link; anything else is a widget value. Used to author workflows/.
+A tuple (node_id, slot) is a link; anything else is a widget value. Used to author workflows/ (by
+tools/make_workflows.py) and by the tests that check their shape; needs tests/ on sys.path (support/).
 
 Every graph gets the same readable shape, derived from the nodes themselves so a new workflow needs
 no coordinates: three groups left to right, "load" (loaders and the chain that turns the input
@@ -13,7 +14,7 @@ image into the sampler's start latent), "sample" (everything else the sampler ne
 far left. Model-loading widgets get `properties.models` entries, the form the frontend reads to
 offer a download when a file is missing.
 """
-from .comfy_live import _has_control_widget, _is_widget
+from support.comfy_live import _has_control_widget, _is_widget
 
 GROUPS = ("load", "sample", "finish")
 GROUP_COLORS = {"load": "#3f5159", "sample": "#3f593f", "finish": "#593f59"}

@@ -1,7 +1,7 @@
 """Held-out quality of the starter SR model: PSNR / SSIM table (issue: starter model).
 
     pip install scikit-image==0.26.0   # SSIM and the coffee / rocket held-out photos
-    python tests/tools/benchmarks/bench_starter_quality.py [--scale 4]
+    python tools/benchmarks/bench_starter_quality.py [--scale 4]
 
 Rows: bicubic; DoSSR at 1/3/5 steps, orders 1 and 3 (from the noised LR, last step to sigma 0), each
 without and with TSS (per-pixel schedules from the LR's SDS map); DoSSR's released ending (the state at
@@ -15,7 +15,7 @@ import sys
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "tests"))  # support/
 
 
 def main():

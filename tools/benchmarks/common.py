@@ -1,5 +1,7 @@
-"""What the benchmarks in tests/tools/benchmarks/ start with: their common arguments, ComfyUI on the
-chosen device (printed, since every number depends on it), and random SD 2.1 UNets of test or real size."""
+"""What the benchmarks in tools/benchmarks/ start with: their common arguments, ComfyUI on the
+chosen device (printed, since every number depends on it), and random SD 2.1 UNets of test or real size.
+A benchmark imports it as `from common import ...` (its own folder is first on sys.path when it runs) and
+puts tests/ on sys.path for `support`."""
 import argparse
 
 

@@ -7,6 +7,7 @@ V0, per image (a flat image gives zeros). The blur's sigma follows OpenCV's rule
 import torch
 import torch.nn.functional as F
 
+from ..clear_errors import InputError
 from .luma import luma
 
 WINDOW = 33
@@ -25,10 +26,18 @@ def image_luma(image: torch.Tensor) -> torch.Tensor:
 ROWS_PER_CHUNK = 256  # output rows per band: bounds the working memory to a few bands of the image
 
 
+def variance_map_outputs(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDS Variance Map's outputs: the map as a gray IMAGE to preview, and as a MASK."""
+    if min(image.shape) == 0:
+        raise InputError(f"SDS Variance Map: the image is empty (shape {tuple(image.shape)})")
+    v = variance_map(image)
+    return v[..., None].expand(-1, -1, -1, 3).contiguous(), v
+
+
 def variance_map(image: torch.Tensor) -> torch.Tensor:
     """B×H×W texture map in [0, 1] from a ComfyUI IMAGE, one image and one band of rows at a time."""
     if not torch.isfinite(image).all():
-        raise ValueError("SDS Variance Map: the image contains NaN or infinite values")
+        raise InputError("SDS Variance Map: the image contains NaN or infinite values")
     out = torch.empty(image.shape[:3], dtype=torch.float32, device=image.device)
     for b in range(image.shape[0]):
         out[b] = texture(image_luma(image[b:b + 1]).double()[0, 0])

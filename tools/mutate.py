@@ -1,6 +1,6 @@
 """Re-check one row of tests/mutations.md: apply the edit, run the named tests, restore the file.
 
-    python tests/tools/mutate.py FILE OLD NEW -- PYTEST_ARGS...
+    python tools/mutate.py FILE OLD NEW -- PYTEST_ARGS...
 
 OLD must occur exactly once in FILE. Prints CAUGHT (some test failed, as it must) or MISSED, with
 the failing tests; exits 0 only when the mutation was caught. The file is restored even on Ctrl-C.
@@ -10,7 +10,7 @@ import pathlib
 import subprocess
 import sys
 
-PACK_DIR = pathlib.Path(__file__).resolve().parents[2]
+PACK_DIR = pathlib.Path(__file__).resolve().parents[1]
 
 
 def main():

@@ -1,5 +1,5 @@
 """Regenerate workflows/*.json from the graph specs in workflow_specs/ (one module per method):
-`python tests/tools/make_workflows.py`.
+`python tools/make_workflows.py`.
 
 A spec is (nodes, titles) or (nodes, titles, note): nodes = {node_id: (class_type, {input: value or
 (node_id, slot)})}, titles = {node_id: title}, note = Markdown for the graph's Note node (what the
@@ -12,10 +12,10 @@ import pathlib
 import sys
 import tempfile
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))  # support/
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # workflow_builder, workflow_specs/
 from support import comfy_live  # noqa: E402
-from support.workflow_builder import build_workflow  # noqa: E402
+from workflow_builder import build_workflow  # noqa: E402
 from workflow_specs import all_model_files, all_workflows, frontend_model_entry  # noqa: E402
 
 

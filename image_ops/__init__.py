@@ -1,0 +1,2 @@
+"""Image operations on ComfyUI IMAGE tensors that are neither sampling nor networks: colour fix, the SDS
+variance map, luma. They import nothing else of the pack but its errors."""
