@@ -60,7 +60,7 @@ def test_wavelet_fix_equals_the_stablesr_reference():
 def test_a_smaller_reference_is_resized_smoothly_before_the_fix():
     """A linear colour ramp survives bicubic upscaling exactly (the cubic kernel reproduces linear
     functions), so away from the border the fix with the 32×32 ramp must equal the fix with the
-    same ramp drawn at 128×128. Nearest resizing would leave a staircase shifted by 1.5 pixels."""
+    same ramp drawn at 128×128: the resize is smooth where the content is."""
     def ramp(size):
         centres = (torch.arange(size, dtype=torch.float64) + 0.5) / size  # pixel centres in [0, 1]
         y, x = centres[:, None].expand(size, size), centres[None, :].expand(size, size)
@@ -74,6 +74,21 @@ def test_a_smaller_reference_is_resized_smoothly_before_the_fix():
     inside = (slice(34, -34), slice(34, -34))
     diff = out[0].movedim(-1, 0).double().numpy()[(slice(None), *inside)] - np.clip(expected, 0, 1)[(slice(None), *inside)]
     assert np.abs(diff).max() < 1e-5
+
+
+@pytest.mark.parametrize("method", ["wavelet", "adain"])
+def test_a_reference_of_another_size_is_resized_by_antialiased_bicubic(method):
+    """The ramp above cannot tell a nearest resize apart (torch's nearest 32 -> 128 staircase is centred on
+    the ramp and the wavelet's blur flattens it); a textured reference can."""
+    import torch.nn.functional as F
+
+    image = as_image(photo_like(b=1, h=96, w=80, seed=21)) * 0.5 + 0.25
+    for ref_h, ref_w in [(24, 20), (200, 150)]:  # up and down
+        reference = as_image(photo_like(b=1, h=ref_h, w=ref_w, seed=22))
+        resized = F.interpolate(reference.movedim(-1, 1), size=(96, 80), mode="bicubic", antialias=True,
+                                align_corners=False).movedim(1, -1)
+        torch.testing.assert_close(color_fix_images(image, reference, method),
+                                   color_fix_images(image, resized, method), atol=1e-6, rtol=0)
 
 
 def test_wavelet_decomposition_high_plus_low_is_the_input():

@@ -100,3 +100,7 @@ def test_failures_are_classified_from_pytest_output():
     assert mutate.classify(row, 1, "FAILED tests/t.py::f - NameError: name 's' is not defined")[0] == "BROKE-COLLECTION"
     assert mutate.classify(row, 2, "ERROR tests/t.py - SyntaxError: bad\n1 error during collection")[0] == "BROKE-COLLECTION"
     assert mutate.classify(row, None, "")[0] == "MISSED"  # timed out
+    spaced = "FAILED tests/t.py::f[truncated file-it has \\d+ bytes - say so] - AssertionError: Regex pattern did not match."
+    assert mutate.failures(spaced) == [("FAILED", "tests/t.py::f[truncated file-it has \\d+ bytes - say so]",
+                                        "AssertionError: Regex pattern did not match.")]
+    assert mutate.classify(row, 1, spaced + "\n1 failed")[0] == "CAUGHT"

@@ -90,3 +90,39 @@ def test_the_vae_hook_leaves_released_vaes_and_explicit_configs_alone():
     assert test_size_models.narrow_vae_config(real) is None
     assert comfy.sd.VAE(sd=real).first_stage_model.encoder.conv_in.weight.shape[0] == 128
     assert test_size_models.narrow_vae_config(cf.vae_state_dict("tiny"))["params"]["ddconfig"]["ch"] == 32
+
+
+
+WRITE_STAND_INS = """
+import pathlib, sys
+sys.path.insert(0, sys.argv[1])
+from support import env, shipped_models
+env.setup(cpu=True)
+import timeaware_sr
+root = pathlib.Path(sys.argv[2])
+folders = {n: root / n for n in ["checkpoints", "diffusion_models", "upscale_models", *timeaware_sr.MODEL_FOLDERS]}
+for folder in folders.values():
+    folder.mkdir(parents=True)
+shipped_models.write_all(folders)
+print("\\n".join(shipped_models.fingerprints(folders)))
+"""
+
+
+def test_every_shipped_stand_in_is_the_same_in_every_process(shipped_models, tmp_path):
+    """Workflow outputs are compared across processes (tools/workflow_fingerprints.py), so no stand-in may
+    depend on Python's per-process string hashing (the order of a set): the session's stand-ins equal
+    those a writer with another hash seed makes."""
+    import os
+    import subprocess
+    import sys
+
+    from support import shipped_models as shipped
+
+    seed = "1" if os.environ.get("PYTHONHASHSEED") != "1" else "2"
+    run = subprocess.run([sys.executable, "-c", WRITE_STAND_INS, os.path.dirname(os.path.abspath(__file__)),
+                          str(tmp_path)], env=dict(os.environ, PYTHONHASHSEED=seed), capture_output=True, text=True,
+                         timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    here = shipped.fingerprints(shipped_models)
+    assert len(here) >= 10
+    assert run.stdout.splitlines() == here

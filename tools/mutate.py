@@ -318,7 +318,7 @@ def _stop(proc):
             continue
 
 
-FAILURE_LINE = re.compile(r"^(FAILED|ERROR) (\S+)(?: - (.*))?$")
+FAILURE_LINE = re.compile(r"^(FAILED|ERROR) (.+)$")
 
 
 def failures(output: str) -> list[tuple[str, str, str]]:
@@ -327,8 +327,24 @@ def failures(output: str) -> list[tuple[str, str, str]]:
     for line in output.splitlines():
         m = FAILURE_LINE.match(line.strip())
         if m:
-            found.append((m.group(1), m.group(2), m.group(3) or ""))
+            found.append((m.group(1), *split_node_id(m.group(2))))
     return found
+
+
+def split_node_id(rest: str) -> tuple[str, str]:
+    """(node id, message) of `id - message`. A parametrized id may hold spaces and ' - ' inside its
+    [...]: it ends at the bracket that closes its first '['."""
+    end = len(rest.split(" - ", 1)[0])
+    first = rest.find("[")
+    if 0 <= first < end:
+        depth = 0
+        for i in range(first, len(rest)):
+            depth += {"[": 1, "]": -1}.get(rest[i], 0)
+            if depth == 0:
+                end = i + 1
+                break
+    message = rest[end:]
+    return rest[:end], message[3:] if message.startswith(" - ") else message.strip()
 
 
 def classify(row, returncode, output) -> tuple[str, list[str]]:

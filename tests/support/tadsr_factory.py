@@ -177,7 +177,10 @@ def diffusers_unet_shapes(size: str = "tiny") -> dict[str, tuple]:
 
     unet = cf.build_unet("sd21", size, device="meta")
     shapes = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
-    return {d: shapes[c] for d, c in comfy.utils.unet_to_diffusers(cf.unet_config("sd21", size)).items() if c in shapes}
+    # sorted: ComfyUI builds this map from sets, whose order changes with PYTHONHASHSEED, and the random
+    # LoRA weights are drawn in this order (unsorted, every process made a different stand-in)
+    pairs = sorted(comfy.utils.unet_to_diffusers(cf.unet_config("sd21", size)).items())
+    return {d: shapes[c] for d, c in pairs if c in shapes}
 
 
 def lora_pair(weight_shape, g, device, scale=0.5):
