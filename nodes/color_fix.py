@@ -1,3 +1,4 @@
+"""Color Fix (SR): the output's colours moved to the LR image's (wavelet or AdaIN). Math: docs/shared.md §7.1."""
 from comfy_api.v0_0_2 import io
 
 from ..image_ops.color_fix import METHODS

@@ -1,3 +1,5 @@
+"""Load DoSSR Checkpoint: the official .ckpt as SD 2.1, its SR ControlNet and the ESRGAN preprocessor.
+Layout: docs/dossr.md §3.7."""
 import folder_paths
 from comfy_api.v0_0_2 import io
 

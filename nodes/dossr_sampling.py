@@ -1,3 +1,5 @@
+"""DoSSR Scheduler and DoSSR Sampler: the spaced timesteps below t1 and the domain-shift solvers of
+order 1-3, per pixel with TSS. Math: docs/dossr.md §3.1-§3.6."""
 from comfy_api.v0_0_2 import io
 
 from ..samplers.tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE

@@ -1,3 +1,5 @@
+"""ResShift Prepare LR: the official pad-to-64 rule, the LR conditioning and the crop back.
+Math: docs/resshift.md §6.6."""
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY

@@ -1,3 +1,5 @@
+"""Load ResShift / SinSR / TAD-SR: the Swin UNet, the VQ-f4 autoencoder and the schedule preset.
+Layouts: docs/resshift.md §6.3, §6.4, §6.7."""
 import folder_paths
 from comfy_api.v0_0_2 import io
 

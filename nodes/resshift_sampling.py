@@ -1,3 +1,5 @@
+"""ResShift Scheduler and ResShift Sampler: the exponential eta schedule and the posterior step.
+Math: docs/resshift.md §6.2, §6.5."""
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY

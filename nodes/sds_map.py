@@ -1,3 +1,5 @@
+"""SDS Variance Map (TSS): the local variance of the LR image that sets each pixel's schedule.
+Math: docs/tss.md §2."""
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY

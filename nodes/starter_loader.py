@@ -1,3 +1,5 @@
+"""Load Starter SR Model: the bundled pixel-space x4 model, sampled by the DoSSR solvers
+(docs/dossr.md §3); how it was trained is in the README's 'Starter model'."""
 import folder_paths
 from comfy_api.v0_0_2 import io
 

@@ -1,3 +1,5 @@
+"""TADSR Encode (whole or tiled) and TADSR One-Step: the time-aware encoder at t_s, then
+x0 = z_L / sqrt(abar_ts) - UNet(z_L, t_s). Math: docs/tadsr.md §5.1, §5.3, §5.4."""
 from comfy_api.v0_0_2 import io
 
 from ..model_patches.tiling.tiled_encode import MIN_TILE

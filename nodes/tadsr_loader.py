@@ -1,3 +1,5 @@
+"""Load TADSR: tadsr.pkl's LoRA and conv_in as weight patches on SD 2.1-base, and the time-aware VAE
+folder. Layout: docs/tadsr.md §5.1, §5.2."""
 import os
 
 import folder_paths

@@ -1,3 +1,5 @@
+"""Load TASR and Apply TASR Adapters: the ControlNet and its timestep-aware gates.
+Math and layout: docs/tasr.md §4.1-§4.4; sampling (the tasr_spaced scheduler): docs/tasr.md §4.5."""
 import folder_paths
 from comfy_api.v0_0_2 import io
 

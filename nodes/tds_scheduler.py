@@ -1,3 +1,4 @@
+"""TDS Scheduler (TSS): the two-stage polynomial remap of the timesteps. Math: docs/tss.md §1."""
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY

@@ -1,3 +1,5 @@
+"""Tiled Diffusion (TimeAwareSR): the model run on overlapping latent tiles, blended.
+Math: docs/shared.md §7.2."""
 from comfy_api.v0_0_2 import io
 
 from ..model_patches.tiling.tile_grid import BLENDS

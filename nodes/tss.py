@@ -1,3 +1,5 @@
+"""TSS Spatial Timestep Patch and TSS Sampler: one timestep per pixel in one UNet call, and the
+per-pixel sampler update. Math: docs/tss.md §2.5, §2.6."""
 from comfy_api.v0_0_2 import io
 
 from ..samplers.tds_schedule import SDS_N_RANGE, TSS_A_RANGE

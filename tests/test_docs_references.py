@@ -151,3 +151,16 @@ def test_every_pack_file_the_docs_name_exists():
     missing = {page: missing_pack_files((DOCS / page).read_text()) for page in named}
     assert not any(missing.values()), missing
     assert missing_pack_files("see `samplers/no_such_solver.py`") == ["samplers/no_such_solver.py"]
+
+
+def test_every_node_file_names_its_math_in_docs():
+    """Two hops from a node in a workflow to its equation: the node's file, then the docs section its
+    docstring names."""
+    import ast
+
+    for path in sorted((ROOT / "nodes").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        declares = any(isinstance(n, ast.ClassDef) and any(getattr(b, "id", None) == "PackNode" for b in n.bases)
+                       for n in tree.body)
+        if declares:
+            assert find_references(ast.get_docstring(tree) or ""), f"{path.name}: no docs/<page>.md §n in its docstring"
