@@ -5,6 +5,7 @@ from . import ksampler_lists
 from .color_fix import ColorFix
 from .dossr_loader import DoSSRCheckpointLoader
 from .dossr_sampling import DoSSRSampler, DoSSRScheduler
+from .pil_resize import ImageScalePIL
 from .resshift_image import ResShiftCropOutput, ResShiftPrepareLR
 from .resshift_loader import ResShiftLoader
 from .resshift_sampling import ResShiftSampler, ResShiftScheduler
@@ -19,6 +20,7 @@ from .tss import TSSSampler, TSSSpatialTimestepPatch
 
 NODE_LIST: list[type[io.ComfyNode]] = [
     ColorFix,
+    ImageScalePIL,
     DoSSRScheduler,
     DoSSRSampler,
     DoSSRCheckpointLoader,

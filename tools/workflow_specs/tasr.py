@@ -8,7 +8,7 @@ MODEL_FILES = {
     "BSRNet.pth": {"url": "https://github.com/cszn/KAIR/releases/download/v1.0/BSRNet.pth",
                    "directory": "upscale_models", "license": "MIT (KAIR)"},
 }
-POSITIVE = "high quality, clear text"  # the official script's suffix to its tag prompts
+POSITIVE = ""  # the official loop: the tagger's text alone with --tag_prompt, else empty (docs/tasr.md §4.7)
 NEGATIVE = "low quality, blurry, low-resolution, noisy, unsharp, weird textures"  # the official default
 
 MODELS_NOTE = """
@@ -74,7 +74,8 @@ encodes the upscaled image with it.
 """ + MODELS_NOTE + """
 ## Knobs
 `steps` (20 as the paper; fewer is faster and softer), `cfg` (4; the paper reports 4.5), the
-positive prompt (the official script adds image tags before `high quality, clear text`), the first
+positive prompt (empty, as the official script runs without `--tag_prompt`; with it, the prompt is the image's
+tags alone, e.g. from a tagger node; its `--pos_prompt` is never read), the first
 *ImageScaleBy* (set it so the short side reaches 512, and the last one to its inverse; 1.0 for both when the x4
 image already has it; sizes should be multiples of 64), ControlNet `strength` (1.0 as
 trained).
