@@ -21,7 +21,8 @@ FILES_NOTE = f"""
 - `mode` (TADSR Encode): `sample` (seeded, as the official code) or `mean` (deterministic).
 - `strength` (Load TADSR): 1.0 is the paper's model.
 - Leave `add_noise` off and `cfg` at 1 (TADSR has no CFG); CFG > 1 with a negative prompt also runs.
-- Preprocessing is ComfyUI's bicubic (a = -0.75); the official code uses PIL's (a = -0.5), so results differ slightly.
+- Preprocessing is PIL's bicubic x4, as the official script (Upscale Image (PIL Bicubic); ComfyUI's own bicubic
+  is a sharper filter the model was not trained on).
 - VAE Decode (Tiled) keeps memory flat for large outputs; for large inputs swap TADSR Encode for TADSR Encode (Tiled)
   (same wiring plus tile_size / overlap). The colour fix is AdaIN, as the official default.
 """
@@ -33,7 +34,7 @@ def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
         2: ("TimeAwareSR_LoadTADSR", {"model": (1, 0), "tadsr_name": "tadsr.pkl", "time_vae": "time_vae",
                                       "strength": 1.0}),
         3: ("LoadImage", {"image": SAMPLE}),
-        4: ("ImageScaleBy", {"image": (3, 0), "upscale_method": "bicubic", "scale_by": 4.0}),
+        4: ("TimeAwareSR_ImageScalePIL", {"image": (3, 0), "scale_by": 4.0}),
         5: ("TimeAwareSR_TADSREncode", {"image": (4, 0), "vae": (2, 1), "t_s": 500, "mode": "sample", "seed": 42}),
         6: ("TimeAwareSR_TADSROneStep", {"model": (2, 0), "t_s": 500}),
         7: ("CLIPTextEncode", {"text": prompt, "clip": (1, 1)}),
@@ -47,10 +48,10 @@ def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
     }
 
 
-TITLES = {3: "Low-resolution input", 4: "Bicubic x4", 7: "Prompt", 8: "Negative prompt (used only with cfg > 1)"}
+TITLES = {3: "Low-resolution input", 4: "PIL bicubic x4 (as the official script)", 7: "Prompt", 8: "Negative prompt (used only with cfg > 1)"}
 
 WORKFLOWS = {
-    # TADSR x4: bicubic x4 -> time-aware encode at t_s -> one UNet call -> tiled decode -> AdaIN colour fix.
+    # TADSR x4: PIL bicubic x4 -> time-aware encode at t_s -> one UNet call -> tiled decode -> AdaIN colour fix.
     "tadsr_x4": (
         tadsr_graph("", "", 1.0), TITLES,
         "# TADSR x4 (one step)\nUpscales the input 4x with one SD 2.1 UNet call: the bicubic upscale is encoded by "
