@@ -11,8 +11,8 @@ MODES = ["sample", "mean"]
 TILE_DEFAULT, OVERLAP_DEFAULT = 512, 64  # VAE Encode (Tiled)'s defaults
 T_S_TOOLTIP = ("TADSR's timestep t_s: how much the model may change the picture. Smaller (100-300) stays faithful "
                "to the input and invents little; larger (700-999) is more generative, with sharper invented texture "
-               "that may drift from the input. 500 is the paper's setting. Use the same value in TADSR Encode and "
-               "TADSR One-Step.")
+               "that may drift from the input. 500 is the paper's setting. Set it on TADSR Encode: its t_s output "
+               "drives TADSR One-Step, so the two cannot disagree.")
 
 
 def encode_inputs() -> list:
@@ -31,6 +31,11 @@ def encode_inputs() -> list:
     ]
 
 
+def t_s_output():
+    return io.Int.Output(display_name="t_s", tooltip="The t_s this latent was encoded at: connect it to TADSR "
+                         "One-Step's t_s, so the step runs at the same timestep.")
+
+
 class TADSREncode(PackNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -42,14 +47,14 @@ class TADSREncode(PackNode):
             "Feed it the x4 (bicubic) upscale; sizes are cropped to a multiple of 8 like VAE Encode. For large images "
             "use TADSR Encode (Tiled).",
             inputs=encode_inputs(),
-            outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step.")],
+            outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step."), t_s_output()],
         )
 
     @classmethod
     def execute(cls, image, vae, t_s, mode, seed) -> io.NodeOutput:
         from ..model_patches.tadsr.encode import encode_image
 
-        return io.NodeOutput({"samples": encode_image(vae, image, t_s, seed if mode == "sample" else None)})
+        return io.NodeOutput({"samples": encode_image(vae, image, t_s, seed if mode == "sample" else None)}, t_s)
 
 
 class TADSREncodeTiled(PackNode):
@@ -71,7 +76,8 @@ class TADSREncodeTiled(PackNode):
                              tooltip="Pixels shared by neighbouring tiles (a multiple of 8, below tile_size / 2), "
                              "blended smoothly so tile borders do not show. More overlap costs more time."),
             ],
-            outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step, the same size as TADSR Encode's.")],
+            outputs=[io.Latent.Output(tooltip="The LR latent for TADSR One-Step, the same size as TADSR Encode's."),
+                     t_s_output()],
         )
 
     @classmethod
@@ -85,7 +91,7 @@ class TADSREncodeTiled(PackNode):
         from ..model_patches.tadsr.encode import encode_image
 
         seed = seed if mode == "sample" else None
-        return io.NodeOutput({"samples": encode_image(vae, image, t_s, seed, tile_size, overlap)})
+        return io.NodeOutput({"samples": encode_image(vae, image, t_s, seed, tile_size, overlap)}, t_s)
 
 
 class TADSROneStep(PackNode):
@@ -100,7 +106,9 @@ class TADSROneStep(PackNode):
             "and cancel work as usual. CFG above 1 with a negative prompt also works.",
             inputs=[
                 io.Model.Input("model", tooltip="The MODEL from Load TADSR (its noise levels give sigma(t_s))."),
-                io.Int.Input("t_s", default=DEFAULT_T_S, min=T_MIN, max=T_MAX, tooltip=T_S_TOOLTIP),
+                io.Int.Input("t_s", default=DEFAULT_T_S, min=T_MIN, max=T_MAX,
+                             tooltip="Connect TADSR Encode's t_s output here (the shipped workflows do): the step "
+                             "must run at the t_s the latent was encoded at. As a widget it must equal the encoder's."),
             ],
             outputs=[
                 io.Sampler.Output(tooltip="The one-step TADSR sampler."),

@@ -144,3 +144,18 @@ def test_a_wrong_pickle_and_a_broken_time_vae_fail_saying_what_they_are(comfy, l
     p["2"]["inputs"]["time_vae"] = "broken_vae"
     with pytest.raises(ExecutionFailed, match="broken_vae has no weights file"):
         comfy.run(p)
+
+
+def test_t_s_set_on_the_encoder_alone_drives_the_step(comfy, lr_image):
+    """The shipped wiring: TADSR Encode's t_s output into TADSR One-Step. Changing the encoder's widget alone
+    moves both the encode and the step: the result equals a run with both set to that value by hand, and
+    differs from one whose step kept the old value."""
+    def run(encode_t_s, step_t_s):
+        prompt = tadsr_prompt(lr_image, t_s=encode_t_s, mode="mean", decode="VAEDecode")
+        prompt["6"]["inputs"]["t_s"] = step_t_s
+        return saved(comfy, comfy.run(prompt))
+
+    linked = run(300, ["5", 1])
+    assert np.array_equal(linked, run(300, 300))
+    assert not np.array_equal(linked, run(300, 500))
+    assert not np.array_equal(linked, run(500, ["5", 1]))

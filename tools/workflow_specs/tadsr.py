@@ -16,8 +16,8 @@ FILES_NOTE = f"""
   (Pi-Lab License 1.0: non-commercial use only).
 
 ## Knobs
-- `t_s` (TADSR Encode and TADSR One-Step, keep them equal; default 500): smaller stays faithful to the input,
-  larger invents more texture.
+- `t_s` (on TADSR Encode only; its t_s output drives TADSR One-Step; default 500): smaller stays faithful to the
+  input, larger invents more texture.
 - `mode` (TADSR Encode): `sample` (seeded, as the official code) or `mean` (deterministic).
 - `strength` (Load TADSR): 1.0 is the paper's model.
 - Leave `add_noise` off and `cfg` at 1 (TADSR has no CFG); CFG > 1 with a negative prompt also runs.
@@ -36,7 +36,7 @@ def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
         3: ("LoadImage", {"image": SAMPLE}),
         4: ("TimeAwareSR_ImageScalePIL", {"image": (3, 0), "scale_by": 4.0}),
         5: ("TimeAwareSR_TADSREncode", {"image": (4, 0), "vae": (2, 1), "t_s": 500, "mode": "sample", "seed": 42}),
-        6: ("TimeAwareSR_TADSROneStep", {"model": (2, 0), "t_s": 500}),
+        6: ("TimeAwareSR_TADSROneStep", {"model": (2, 0), "t_s": (5, 1)}),
         7: ("CLIPTextEncode", {"text": prompt, "clip": (1, 1)}),
         8: ("CLIPTextEncode", {"text": negative, "clip": (1, 1)}),
         9: ("SamplerCustom", {"model": (2, 0), "add_noise": False, "noise_seed": 0, "cfg": cfg, "positive": (7, 0),
