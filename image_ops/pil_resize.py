@@ -47,7 +47,7 @@ def axis_weights(size_in: int, size_out: int) -> tuple[torch.Tensor, torch.Tenso
 def resize_axis(x: torch.Tensor, size_out: int, dim: int) -> torch.Tensor:
     index, weight = axis_weights(x.shape[dim], size_out)
     x = x.movedim(dim, -1)
-    weight = weight.to(x)
+    index, weight = index.to(x.device), weight.to(x)  # built in float64 on the CPU (MPS has no float64), moved once
     out = x[..., index[:, 0]] * weight[:, 0]
     for tap in range(1, index.shape[1]):  # tap by tap: memory of one output, not of all taps
         out += x[..., index[:, tap]] * weight[:, tap]
