@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from ..clear_errors import InputError
 from .luma import luma
+from .model_size import SizeRecord, map_on_padded_canvas
 
 WINDOW = 33
 BLUR_SIGMA = 0.3 * ((WINDOW - 1) / 2 - 1) + 0.8
@@ -26,11 +27,14 @@ def image_luma(image: torch.Tensor) -> torch.Tensor:
 ROWS_PER_CHUNK = 256  # output rows per band: bounds the working memory to a few bands of the image
 
 
-def variance_map_outputs(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """SDS Variance Map's outputs: the map as a gray IMAGE to preview, and as a MASK."""
+def variance_map_outputs(image: torch.Tensor, size: SizeRecord | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """SDS Variance Map's outputs: the map as a gray IMAGE to preview, and as a MASK; on the padded canvas of
+    `size` when given (docs/shared.md §7.4)."""
     if min(image.shape) == 0:
         raise InputError(f"SDS Variance Map: the image is empty (shape {tuple(image.shape)})")
     v = variance_map(image)
+    if size is not None:
+        v = map_on_padded_canvas(v, size)
     return v[..., None].expand(-1, -1, -1, 3).contiguous(), v
 
 

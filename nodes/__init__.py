@@ -5,6 +5,7 @@ from . import ksampler_lists
 from .color_fix import ColorFix
 from .dossr_loader import DoSSRCheckpointLoader
 from .dossr_sampling import DoSSRSampler, DoSSRScheduler
+from .model_size import FitToModelSize, RestoreSize
 from .pil_resize import ImageScalePIL
 from .resshift_image import ResShiftCropOutput, ResShiftPrepareLR
 from .resshift_loader import ResShiftLoader
@@ -21,6 +22,8 @@ from .tss import TSSSampler, TSSSpatialTimestepPatch
 NODE_LIST: list[type[io.ComfyNode]] = [
     ColorFix,
     ImageScalePIL,
+    FitToModelSize,
+    RestoreSize,
     DoSSRScheduler,
     DoSSRSampler,
     DoSSRCheckpointLoader,

@@ -3,6 +3,7 @@ Math: docs/tss.md §2."""
 from comfy_api.v0_0_2 import io
 
 from .category import CATEGORY
+from .model_size import SizeRecord
 from .pack_node import PackNode
 
 
@@ -18,6 +19,10 @@ class SDSVarianceMap(PackNode):
             "Preview the IMAGE output to see the map.",
             inputs=[
                 io.Image.Input("image", tooltip="The low-resolution input or its upscale; any size, gray or with alpha."),
+                SizeRecord.Input("size", optional=True, tooltip="When the model samples a padded image ('Fit to "
+                                 "Model Size'), connect its size output: the map is then laid out on the padded "
+                                 "canvas (stretched to the image, zero in the padding), so it lines up with the "
+                                 "latent."),
             ],
             outputs=[
                 io.Image.Output(display_name="IMAGE", tooltip="The map as a gray image, for previewing."),
@@ -26,7 +31,7 @@ class SDSVarianceMap(PackNode):
         )
 
     @classmethod
-    def execute(cls, image) -> io.NodeOutput:
+    def execute(cls, image, size=None) -> io.NodeOutput:
         from ..image_ops.sds_map import variance_map_outputs
 
-        return io.NodeOutput(*variance_map_outputs(image))
+        return io.NodeOutput(*variance_map_outputs(image, size))

@@ -54,11 +54,13 @@ PROVIDER_NODES = {
     "p12": {"class_type": "TimeAwareSR_ResShiftLoader", "inputs": {"ckpt_name": "resshift_realsrx4_s15_v1.pth",
                                                                    "vae_name": "autoencoder_vq_f4.pth", "preset": "auto"}},
     "p13": {"class_type": "ImageScaleBy", "inputs": {"image": ["p4", 0], "upscale_method": "bicubic", "scale_by": 4.0}},
+    "p14": {"class_type": "TimeAwareSR_FitToModelSize", "inputs": {"image": ["p4", 0], "multiple": 8,
+                                                                   "min_short_side": 0, "mode": "zeros"}},
 }
 PROVIDERS = {
     "MODEL": ["p1", 0], "VAE": ["p1", 1], "CONDITIONING": ["p1", 2], "CLIP": ["p2", 1], "CONTROL_NET": ["p2", 3],
     "UPSCALE_MODEL": ["p2", 4], "IMAGE": ["p4", 0], "MASK": ["p5", 0], "LATENT": ["p6", 0], "SIGMAS": ["p7", 0],
-    "SAMPLER": ["p8", 0], "TASR_ADAPTERS": ["p11", 1],
+    "SAMPLER": ["p8", 0], "TASR_ADAPTERS": ["p11", 1], "TIMEAWARESR_SIZE": ["p14", 1],
 }
 # Nodes that take one method's model: its valid inputs come from that method's loader (keys are
 # socket kinds, or input names where one input needs another value of the same kind).
@@ -70,6 +72,7 @@ NODE_PROVIDERS = {
     "TimeAwareSR_ApplyTASRAdapters": {"MODEL": ["p9", 0]},
     "TimeAwareSR_ResShiftScheduler": {"MODEL": ["p12", 0]},
     "TimeAwareSR_ResShiftCropOutput": {"image": ["p13", 0]},  # by input name: 4x its lr_image
+    "TimeAwareSR_RestoreSize": {"image": ["p14", 0]},  # the padded image its size record was made for
 }
 WRONG_LINK = {"MODEL": ["p4", 0]}  # an IMAGE into a MODEL input; any socket gets a MASK otherwise
 WIDGETS = {"INT", "FLOAT", "BOOLEAN", "STRING", "COMBO"}

@@ -7,7 +7,8 @@ import torch
 from support import resshift_factory as factory
 from timeaware_sr.model_patches.checkpoint_io import check_keys
 from timeaware_sr.model_patches.resshift.checkpoint import build_resshift_model, unet_config_from_weights
-from timeaware_sr.model_patches.resshift.lr_image import crop_output, pad_lr, prepare_lr, reflect_indices
+from timeaware_sr.image_ops.model_size import reflect_indices
+from timeaware_sr.model_patches.resshift.lr_image import crop_output, pad_lr, prepare_lr
 from timeaware_sr.model_patches.resshift.unet_swin import REAL_CONFIG, UNetModelSwin
 from timeaware_sr.model_patches.resshift.vq_f4 import REAL_CONFIG as VQ_REAL, VQModelF4, build_vq_f4_vae, vq_config_from_weights
 

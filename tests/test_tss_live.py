@@ -82,14 +82,14 @@ def test_tss_sampler_reports_progress_and_previews(comfy, tss_prompt):
 
 def test_linked_tss_parameters_are_checked_when_the_graph_runs(comfy, tss_prompt):
     prompt = json.loads(json.dumps(tss_prompt))
-    prompt["30"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 300.0}}
+    prompt["930"] = {"class_type": "PrimitiveFloat", "inputs": {"value": 300.0}}
     prompt["10"]["inputs"]["steps"] = 2
-    prompt["11"]["inputs"]["a_max"] = ["30", 0]
+    prompt["11"]["inputs"]["a_max"] = ["930", 0]
     assert comfy.output_images(comfy.run(prompt), "17")
-    prompt["30"]["inputs"]["value"] = 100.0  # below a_min (200)
+    prompt["930"]["inputs"]["value"] = 100.0  # below a_min (200)
     with pytest.raises(ExecutionFailed, match="a_min and a_max must satisfy 0 < a_min <= a_max < 999"):
         comfy.run(prompt)
-    prompt["30"]["inputs"]["value"] = 700.0
-    prompt["10"]["inputs"]["a"] = ["30", 0]  # TDS Scheduler: a must lie inside (end, start) = (0, 499)
+    prompt["930"]["inputs"]["value"] = 700.0
+    prompt["10"]["inputs"]["a"] = ["930", 0]  # TDS Scheduler: a must lie inside (end, start) = (0, 499)
     with pytest.raises(ExecutionFailed, match="a must lie strictly between the end and start timesteps"):
         comfy.run(prompt)

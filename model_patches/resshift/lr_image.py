@@ -10,30 +10,20 @@ import torch
 import torch.nn.functional as F
 
 from ...clear_errors import InputError
+from ...image_ops.model_size import pad_bottom_right, round_up
 
 PAD_MULTIPLE = 64  # LR pixels
 SCALE = 4
 
 
 def padded_size(n: int, multiple: int = PAD_MULTIPLE) -> int:
-    return -(-n // multiple) * multiple
-
-
-def reflect_indices(n: int, total: int) -> torch.Tensor:
-    """Source index for each of `total` positions: 0..n-1, then mirrored back and forth (no edge repeat)."""
-    if n == 1:
-        return torch.zeros(total, dtype=torch.long)
-    period = 2 * (n - 1)
-    i = torch.arange(total) % period
-    return torch.where(i < n, i, period - i)
+    return round_up(n, multiple)
 
 
 def pad_lr(image: torch.Tensor, multiple: int = PAD_MULTIPLE) -> torch.Tensor:
     """(B, C, H, W) padded bottom/right by reflection to multiples of `multiple`."""
     h, w = image.shape[-2:]
-    rows = reflect_indices(h, padded_size(h, multiple)).to(image.device)
-    cols = reflect_indices(w, padded_size(w, multiple)).to(image.device)
-    return image[..., rows, :][..., cols]
+    return pad_bottom_right(image, padded_size(h, multiple), padded_size(w, multiple), "reflect")
 
 
 def prepare_lr(image: torch.Tensor):

@@ -25,7 +25,17 @@ DOSSR_FILES_NOTE = f"""
   [DoSSR README](https://github.com/AMD-AIG-AIMA/DoSSR). Put it in `ComfyUI/models/dossr/`.
   `dossr_onestep.ckpt` (same folder) is the one-step variant: set steps to 1 with it.
 - Licence: {DOSSR_LICENSE}. No hash is published.
+
+## Any input size
+*Fit to Model Size* pads the x4 image with zeros to a multiple of 64 (what DoSSR's script intends) and
+*Restore Size* crops the result back, so the output is exactly x4 the input, whatever its size.
 """
+
+# DoSSR's official inference pads the x4 image with zeros to a multiple of 64 (DiffBIR's `pad`); it does not
+# raise the short side of the image it samples (docs/dossr.md §3.8). Restore Size (node 31) undoes it.
+FIT_DOSSR = {"image": (3, 0), "multiple": 64, "min_short_side": 0, "mode": "zeros"}
+FIT_TITLE = "Pad to a multiple of 64 (as the official code)"
+RESTORE_TITLE = "Crop the padding: exactly x4 the input"
 
 # Nodes 1-9 of the TSS graphs on DoSSR's checkpoint (SD 2.1 + SR ControlNet): load, ESRGAN x4 and
 # encode, the per-pixel patch, the LR's texture map, the prompts with the ControlNet applied.
@@ -33,11 +43,12 @@ TSS_CONTROLNET_FRONT = {
     1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
     2: ("LoadImage", {"image": SAMPLE}),
     3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
-    4: ("VAEEncode", {"pixels": (3, 0), "vae": (1, 2)}),
+    30: ("TimeAwareSR_FitToModelSize", FIT_DOSSR),
+    4: ("VAEEncode", {"pixels": (30, 0), "vae": (1, 2)}),
     5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),
-    6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0)}),
+    6: ("TimeAwareSR_SDSVarianceMap", {"image": (2, 0), "size": (30, 1)}),
     7: ("CLIPTextEncode", {"text": "clean, high-resolution, 8k", "clip": (1, 1)}),
     8: ("CLIPTextEncode", {"text": "", "clip": (1, 1)}),
-    9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3), "image": (3, 0),
+    9: ("ControlNetApplyAdvanced", {"positive": (7, 0), "negative": (8, 0), "control_net": (1, 3), "image": (30, 0),
                                     "strength": 1.0, "start_percent": 0.0, "end_percent": 1.0, "vae": (1, 2)}),
 }

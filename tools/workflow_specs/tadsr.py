@@ -21,6 +21,8 @@ FILES_NOTE = f"""
 - `mode` (TADSR Encode): `sample` (seeded, as the official code) or `mean` (deterministic).
 - `strength` (Load TADSR): 1.0 is the paper's model.
 - Leave `add_noise` off and `cfg` at 1 (TADSR has no CFG); CFG > 1 with a negative prompt also runs.
+- Any input size: Fit to Model Size raises the short side of the x4 image to 512 when below it and pads to a
+  multiple of 8 (the official script's rule); Restore Size gives exactly x4 the input back.
 - Preprocessing is PIL's bicubic x4, as the official script (Upscale Image (PIL Bicubic); ComfyUI's own bicubic
   is a sharper filter the model was not trained on).
 - VAE Decode (Tiled) keeps memory flat for large outputs; for large inputs swap TADSR Encode for TADSR Encode (Tiled)
@@ -35,7 +37,8 @@ def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
                                       "strength": 1.0}),
         3: ("LoadImage", {"image": SAMPLE}),
         4: ("TimeAwareSR_ImageScalePIL", {"image": (3, 0), "scale_by": 4.0}),
-        5: ("TimeAwareSR_TADSREncode", {"image": (4, 0), "vae": (2, 1), "t_s": 500, "mode": "sample", "seed": 42}),
+        30: ("TimeAwareSR_FitToModelSize", {"image": (4, 0), "multiple": 8, "min_short_side": 512, "mode": "reflect"}),
+        5: ("TimeAwareSR_TADSREncode", {"image": (30, 0), "vae": (2, 1), "t_s": 500, "mode": "sample", "seed": 42}),
         6: ("TimeAwareSR_TADSROneStep", {"model": (2, 0), "t_s": (5, 1)}),
         7: ("CLIPTextEncode", {"text": prompt, "clip": (1, 1)}),
         8: ("CLIPTextEncode", {"text": negative, "clip": (1, 1)}),
@@ -43,12 +46,15 @@ def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
                               "negative": (8, 0), "sampler": (6, 0), "sigmas": (6, 1), "latent_image": (5, 0)}),
         10: ("VAEDecodeTiled", {"samples": (9, 0), "vae": (2, 1), "tile_size": 512, "overlap": 64,
                                 "temporal_size": 64, "temporal_overlap": 8}),
-        11: ("TimeAwareSR_ColorFix", {"image": (10, 0), "reference": (4, 0), "method": "adain"}),
+        31: ("TimeAwareSR_RestoreSize", {"image": (10, 0), "size": (30, 1)}),
+        11: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (4, 0), "method": "adain"}),
         12: ("SaveImage", {"images": (11, 0), "filename_prefix": "TADSR_x4"}),
     }
 
 
-TITLES = {3: "Low-resolution input", 4: "PIL bicubic x4 (as the official script)", 7: "Prompt", 8: "Negative prompt (used only with cfg > 1)"}
+TITLES = {3: "Low-resolution input", 4: "PIL bicubic x4 (as the official script)", 7: "Prompt",
+          8: "Negative prompt (used only with cfg > 1)", 30: "Short side to >= 512, pad to a multiple of 8",
+          31: "Back to exactly x4 the input"}
 
 WORKFLOWS = {
     # TADSR x4: PIL bicubic x4 -> time-aware encode at t_s -> one UNet call -> tiled decode -> AdaIN colour fix.

@@ -1,0 +1,133 @@
+"""Every shipped workflow, as it is, on a user's image rather than the sample (issue 25): a tiny odd size, a wide
+strip, a tall strip, an RGBA picture and a batch of two. Each saved image must be exactly 4x the input's
+width and height, and carry a picture (not a flat fill). Inputs are crops of the sample, so they hold real
+structure; the models are the test-size stand-ins (support/shipped_models.py), so this stays fast.
+
+TASR's working size is checked too: the decoded latent is previewed and must be the official size (short
+side raised to 512 only when below it, padded to 64), not the old graph's fixed x2."""
+import io
+import pathlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from support import comfy_live
+
+WORKFLOWS = sorted((comfy_live.PACK_DIR / "workflows").glob("*.json"))
+SAMPLE = comfy_live.PACK_DIR / "workflows" / "assets" / "chelsea_lr.png"
+
+# name -> (box of the sample to crop (left, top, right, bottom), mode): the smallest size the workflows promise
+# (8x8), then sizes of which no side is a multiple of 8.
+INPUTS = {
+    "smallest_8x8": ((44, 28, 52, 36), "RGB"),
+    "tiny_odd_37x29": ((20, 10, 57, 39), "RGB"),
+    "wide_strip_75x21": ((5, 30, 80, 51), "RGB"),
+    "tall_strip_21x63": ((40, 0, 61, 63), "RGB"),
+    "rgba_41x35": ((30, 20, 71, 55), "RGBA"),
+}
+BATCH = ((0, 0, 35, 27), (50, 30, 85, 57))  # two different crops of one size
+
+
+def write_input(comfy, name: str, box, mode: str) -> tuple[int, int]:
+    picture = Image.open(SAMPLE).convert("RGB").crop(box)
+    if mode == "RGBA":  # alpha varies across the picture, as a cut-out would
+        alpha = Image.linear_gradient("L").resize(picture.size)
+        picture = picture.convert("RGBA")
+        picture.putalpha(alpha)
+    picture.save(comfy.input_dir / f"{name}.png")
+    return picture.size
+
+
+FEW_STEPS = 2  # sizes do not depend on the step count; the sample runs keep the shipped counts (test_workflows.py)
+
+
+def prompt_for(comfy, wf: dict, overrides: dict) -> dict:
+    """The workflow as an API prompt with the overrides, and at most FEW_STEPS steps on every node that has steps."""
+    prompt = comfy_live.workflow_to_prompt(wf, comfy.object_info(), overrides)
+    for node in prompt.values():
+        steps = node["inputs"].get("steps")
+        if isinstance(steps, int) and steps > FEW_STEPS:
+            node["inputs"]["steps"] = FEW_STEPS
+    return prompt
+
+
+def load_image_ids(wf: dict) -> list[int]:
+    return [n["id"] for n in wf["nodes"] if n["type"] == "LoadImage"]
+
+
+def as_batch_of_two(prompt: dict, load_id: int, first: str, second: str) -> dict:
+    """The prompt with its LoadImage's IMAGE replaced by a stock Batch Images of two files of one size."""
+    prompt = {k: {**v, "inputs": dict(v["inputs"])} for k, v in prompt.items()}
+    prompt[str(load_id)]["inputs"]["image"] = first
+    prompt["900"] = {"class_type": "LoadImage", "inputs": {"image": second}}
+    prompt["901"] = {"class_type": "ImageBatch", "inputs": {"image1": [str(load_id), 0], "image2": ["900", 0]}}
+    for node_id, node in prompt.items():
+        if node_id != "901":
+            for name, value in node["inputs"].items():
+                if value == [str(load_id), 0]:
+                    node["inputs"][name] = ["901", 0]
+    return prompt
+
+
+def saved_images(comfy, outputs: dict) -> list[np.ndarray]:
+    paths = [p for node_id in outputs for p in comfy.output_images(outputs, node_id)]
+    return [np.asarray(Image.open(p)) for p in paths]
+
+
+def check_picture(picture: np.ndarray, width: int, height: int, where: str):
+    assert picture.shape[:2] == (4 * height, 4 * width), (
+        f"{where}: saved {picture.shape[1]}x{picture.shape[0]}, expected exactly x4 = {4 * width}x{4 * height}")
+    rgb = picture[..., :3].astype(np.float64)
+    assert rgb.std() > 2.0, f"{where}: the output is flat (std {rgb.std():.2f} of 255)"
+
+
+@pytest.mark.parametrize("case", list(INPUTS), ids=str)
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
+def test_every_workflow_returns_exactly_x4_on_a_users_image(comfy, shipped_models, workflow, case):
+    box, mode = INPUTS[case]
+    width, height = write_input(comfy, case, box, mode)
+    wf = comfy_live.load_workflow(workflow)
+    overrides = {(i, "image"): f"{case}.png" for i in load_image_ids(wf)}
+    pictures = saved_images(comfy, comfy.run(prompt_for(comfy, wf, overrides)))
+    assert pictures, f"{workflow.stem} saved nothing"
+    for picture in pictures:
+        check_picture(picture, width, height, f"{workflow.stem} on {case}")
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
+def test_every_workflow_returns_a_batch_of_two_at_exactly_x4(comfy, shipped_models, workflow):
+    sizes = {write_input(comfy, f"batch_{i}", box, "RGB") for i, box in enumerate(BATCH)}
+    (width, height), = sizes
+    wf = comfy_live.load_workflow(workflow)
+    (load_id,) = load_image_ids(wf)
+    prompt = as_batch_of_two(prompt_for(comfy, wf, {}), load_id, "batch_0.png", "batch_1.png")
+    pictures = saved_images(comfy, comfy.run(prompt))
+    assert len(pictures) == 2, f"{workflow.stem}: {len(pictures)} images saved for a batch of 2"
+    for picture in pictures:
+        check_picture(picture, width, height, f"{workflow.stem} on a batch of 2")
+    assert not np.array_equal(pictures[0], pictures[1]), f"{workflow.stem}: both images of the batch are the same"
+
+
+def sampled_size(comfy, workflow: str, lr_side: int) -> tuple[int, int]:
+    """(height, width) of the image TASR's sampler produced (its decoded latent, previewed), for a square LR."""
+    Image.open(SAMPLE).convert("RGB").resize((lr_side, lr_side), Image.BICUBIC).save(
+        comfy.input_dir / f"square_{lr_side}.png")
+    wf = comfy_live.load_workflow(comfy_live.PACK_DIR / "workflows" / f"{workflow}.json")
+    overrides = {(i, "image"): f"square_{lr_side}.png" for i in load_image_ids(wf)}
+    prompt = prompt_for(comfy, wf, overrides)
+    (decode_id,) = [k for k, v in prompt.items() if v["class_type"] == "VAEDecode"]
+    prompt["902"] = {"class_type": "PreviewImage", "inputs": {"images": [decode_id, 0]}}
+    outputs = comfy.run(prompt)
+    preview = outputs["902"]["images"][0]
+    decoded = Image.open(io.BytesIO(comfy.fetch_image_bytes(preview)))
+    saved = saved_images(comfy, outputs)
+    assert [p.shape[:2] for p in saved] == [(4 * lr_side, 4 * lr_side)]
+    return decoded.height, decoded.width
+
+
+@pytest.mark.parametrize("lr_side,expected", [(64, 512), (256, 1024)])
+def test_tasr_samples_at_the_official_size(comfy, shipped_models, lr_side, expected):
+    """x4 of a 64² LR is 256²: raised to 512² (latent 64²). x4 of a 256² LR is 1024², already above 512: sampled as
+    it is (latent 128²), where the old fixed x2 sampled 2048²."""
+    assert sampled_size(comfy, "tasr_x4", lr_side) == (expected, expected)
