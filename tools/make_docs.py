@@ -118,6 +118,9 @@ def screenshots(client, out: pathlib.Path) -> list[pathlib.Path]:
             page.set_viewport_size({"width": 2600, "height": 900})
             comfy_browser.load_workflow(page, comfy_live.load_workflow(path), path.stem)
             comfy_browser.fit_view(page)
+            dialogs = page.evaluate(comfy_browser.VISIBLE_DIALOGS_JS)
+            if dialogs:
+                raise RuntimeError(f"{path.stem}: a dialog is open over the graph, not taking the picture: {dialogs}")
             png = out / f"workflow_{path.stem}.png"
             page.screenshot(path=str(png))
             page.close()
@@ -141,10 +144,11 @@ def main():
     lr = hr.resize((hr.width // SCALE, hr.height // SCALE), Image.BICUBIC)  # as the starter's evaluation does
     with tempfile.TemporaryDirectory(prefix="timeaware_sr_docs_") as work:
         work = pathlib.Path(work)
-        folders = {name: work / "models" / name for name in ["checkpoints", "diffusion_models", *env.import_pack().MODEL_FOLDERS]}
+        folders = {name: work / "models" / name
+                   for name in ["checkpoints", "diffusion_models", "upscale_models", *env.import_pack().MODEL_FOLDERS]}
         for folder in folders.values():
             folder.mkdir(parents=True)
-        shipped_models.write_all(folders)  # tiny stand-ins, only so the dossr graphs load without a dialog
+        shipped_models.write_all(folders)  # tiny stand-ins of every model file, so no graph opens a dialog
         server = comfy_live.ComfyServer(work / "server", folders)
         try:
             client = server.start()
