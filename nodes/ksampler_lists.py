@@ -5,7 +5,7 @@ rebinding a list), once. Dropdown calls pass no options, so each function's defa
 """
 SAMPLERS = {
     "dossr": ("..samplers.dossr_solver", "sample_dossr"),  # order 3, t1 = 500
-    "resshift": ("..samplers.resshift_sampler", "sample_resshift"),  # ResShift models only
+    "resshift": ("..samplers.resshift_sampler", "sample_resshift_in_comfy"),  # ResShift models only (checked)
 }
 SCHEDULERS = {
     "dossr": ("..samplers.dossr_schedule", "dossr_sigmas"),  # official spacing, t1 = 500

@@ -50,6 +50,6 @@ class ResShiftSampler(PackNode):
     def execute(cls) -> io.NodeOutput:
         import comfy.samplers
 
-        from ..samplers.resshift_sampler import sample_resshift
+        from ..samplers.resshift_sampler import sample_resshift_in_comfy
 
-        return io.NodeOutput(comfy.samplers.KSAMPLER(sample_resshift))
+        return io.NodeOutput(comfy.samplers.KSAMPLER(sample_resshift_in_comfy))

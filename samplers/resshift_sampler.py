@@ -12,7 +12,7 @@ from tqdm.auto import trange
 
 from comfy.k_diffusion.sampling import default_noise_sampler
 
-from ..clear_errors import require_finite_output
+from ..clear_errors import InputError, require_finite_output
 
 
 def posterior_step(x, denoised, sigma, sigma_next, noise):
@@ -21,6 +21,16 @@ def posterior_step(x, denoised, sigma, sigma_next, noise):
     ratio = (sigma_next / sigma) ** 2
     mean = denoised + ratio * (x - denoised)
     return mean if sigma_next == 0 else mean + sigma_next * max(1 - ratio, 0.0) ** 0.5 * noise
+
+
+def require_resshift_model(model):
+    """The network behind the guider must be ResShift's: another model would be fed the LR latent and
+    ResShift's noise levels and return a meaningless picture without complaint."""
+    model_sampling = model.inner_model.model_patcher.get_model_object("model_sampling")
+    if not hasattr(model_sampling, "preset_steps"):
+        raise InputError("the ResShift Sampler needs the MODEL of 'Load ResShift / SinSR / TAD-SR' in its guider; "
+                         f"it was given a model with {type(model_sampling).__name__} noise levels. Connect the "
+                         "ResShift loader's MODEL to the guider (BasicGuider) instead")
 
 
 @torch.no_grad()
@@ -37,3 +47,9 @@ def sample_resshift(model, x, sigmas, extra_args=None, callback=None, disable=No
         noise = noise_sampler(sigmas[i], sigmas[i + 1]) if sigmas[i + 1] > 0 else None
         x = posterior_step(x, denoised, sigmas[i], sigmas[i + 1], noise)
     return x
+
+
+def sample_resshift_in_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
+    """sample_resshift behind ComfyUI's guider, once the guider's model is known to be ResShift's."""
+    require_resshift_model(model)
+    return sample_resshift(model, x, sigmas, extra_args, callback, disable, noise_sampler)

@@ -53,7 +53,7 @@ PROVIDER_NODES = {
     "p11": {"class_type": "TimeAwareSR_TASRLoader", "inputs": {"tasr_name": "tasr_v1.pth"}},
     "p12": {"class_type": "TimeAwareSR_ResShiftLoader", "inputs": {"ckpt_name": "resshift_realsrx4_s15_v1.pth",
                                                                    "vae_name": "autoencoder_vq_f4.pth", "preset": "auto"}},
-    "p13": {"class_type": "ImageScaleBy", "inputs": {"image": ["p4", 0], "upscale_method": "bicubic", "scale_by": 4.0}},
+    "p15": {"class_type": "TimeAwareSR_ResShiftPrepareLR", "inputs": {"image": ["p4", 0]}},
     "p14": {"class_type": "TimeAwareSR_FitToModelSize", "inputs": {"image": ["p4", 0], "multiple": 8,
                                                                    "min_short_side": 0, "mode": "zeros"}},
 }
@@ -71,7 +71,7 @@ NODE_PROVIDERS = {
     "TimeAwareSR_TADSROneStep": {"MODEL": ["p10", 0]},
     "TimeAwareSR_ApplyTASRAdapters": {"MODEL": ["p9", 0]},
     "TimeAwareSR_ResShiftScheduler": {"MODEL": ["p12", 0]},
-    "TimeAwareSR_ResShiftCropOutput": {"image": ["p13", 0]},  # by input name: 4x its lr_image
+    "TimeAwareSR_ResShiftCropOutput": {"image": ["p15", 0]},  # by input name: 4x its lr_image's padded size
     "TimeAwareSR_RestoreSize": {"image": ["p14", 0]},  # the padded image its size record was made for
 }
 WRONG_LINK = {"MODEL": ["p4", 0]}  # an IMAGE into a MODEL input; any socket gets a MASK otherwise

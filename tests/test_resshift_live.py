@@ -91,3 +91,22 @@ def test_a_latent_not_from_the_prepared_lr_is_refused_with_both_sizes(comfy, lr_
     p["30"] = {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}}
     with pytest.raises(ExecutionFailed, match=r"the LR image in the conditioning is \(64, 128\) pixels but the latent"):
         comfy.run(p)
+
+
+def test_the_resshift_sampler_refuses_a_model_that_is_not_resshifts_and_says_what_to_connect(comfy, lr_image):
+    p = prompt(lr_image)
+    p["30"] = {"class_type": "TimeAwareSR_StarterModelLoader", "inputs": {"model_name": "starter_sr.safetensors"}}
+    p["5"]["inputs"]["model"] = ["30", 0]  # the schedule still comes from the ResShift loader
+    with pytest.raises(ExecutionFailed, match="the ResShift Sampler needs the MODEL of 'Load ResShift / SinSR / "
+                                              "TAD-SR' in its guider.*Connect the ResShift loader's MODEL"):
+        comfy.run(p)
+
+
+def test_crop_output_refuses_an_lr_image_that_is_not_the_one_prepared(comfy, lr_image):
+    p = prompt(lr_image)
+    p["31"] = {"class_type": "ImageScale", "inputs": {"image": ["2", 0], "upscale_method": "bicubic", "width": 60,
+                                                      "height": 64, "crop": "disabled"}}
+    p["11"]["inputs"]["lr_image"] = ["31", 0]  # 60 px wide pads to 64, not to the prepared 128
+    with pytest.raises(ExecutionFailed, match="an lr_image of 60x64 px gives a decoded result of 256x256 px.*connect "
+                                              "to lr_image the same image that went into 'ResShift Prepare LR'"):
+        comfy.run(p)

@@ -7,6 +7,7 @@ import torch
 from support import resshift_factory as factory
 from timeaware_sr.model_patches.checkpoint_io import check_keys
 from timeaware_sr.model_patches.resshift.checkpoint import build_resshift_model, unet_config_from_weights
+from timeaware_sr.clear_errors import InputError
 from timeaware_sr.image_ops.model_size import reflect_indices
 from timeaware_sr.model_patches.resshift.lr_image import crop_output, pad_lr, prepare_lr
 from timeaware_sr.model_patches.resshift.unet_swin import REAL_CONFIG, UNetModelSwin
@@ -83,6 +84,18 @@ def test_real_size_network_output_shape_for_odd_lr_sizes_and_the_crop_back(real_
         out = net(torch.cat([latent, lq], 1), torch.tensor([14]))
     assert out.shape == (1, 3, hp, wp) and torch.isfinite(out).all()
     assert crop_output(upscaled, *lr_hw).shape == (1, 4 * lr_hw[0], 4 * lr_hw[1], 3)
+
+
+@pytest.mark.parametrize("lr_hw", [(16, 24), (64, 64), (65, 24)])
+def test_crop_output_takes_only_the_decoded_result_of_that_lr(lr_hw):
+    decoded = torch.rand(1, 4 * 64, 4 * 64, 3)  # of a 64 x 64 padded LR: any LR up to 64 px a side
+    if max(lr_hw) <= 64:
+        assert torch.equal(crop_output(decoded, *lr_hw), decoded[:, :4 * lr_hw[0], :4 * lr_hw[1]])
+    with pytest.raises(InputError, match="connect to lr_image the same image that went into 'ResShift Prepare LR'"):
+        crop_output(decoded[:, :200], 16, 24)  # the decoded image cut short
+    if max(lr_hw) > 64:
+        with pytest.raises(InputError, match=r"an lr_image of 24x65 px gives a decoded result of 256x512 px"):
+            crop_output(decoded, *lr_hw)
 
 
 def test_the_network_refuses_sides_that_are_not_multiples_of_its_downsampling(tiny_model):

@@ -42,9 +42,12 @@ def prepare_lr(image: torch.Tensor):
 
 
 def crop_output(image: torch.Tensor, lr_height: int, lr_width: int) -> torch.Tensor:
-    """The top-left 4h x 4w of an output IMAGE (B, H, W, C): the padding's share removed."""
-    if image.shape[1] < SCALE * lr_height or image.shape[2] < SCALE * lr_width:
-        raise InputError(f"image is {image.shape[2]}x{image.shape[1]} px, smaller than 4x lr_image "
-                         f"({SCALE * lr_width}x{SCALE * lr_height}); expected the decoded result of the same LR "
-                         f"({SCALE * padded_size(lr_width)}x{SCALE * padded_size(lr_height)} px)")
+    """The top-left 4h x 4w of an output IMAGE (B, H, W, C): the padding's share removed. The image must be the
+    decoded result of that LR, 4x its padded size: any other pairing would crop a wrong or shifted picture."""
+    expected = (SCALE * padded_size(lr_height), SCALE * padded_size(lr_width))
+    if tuple(image.shape[1:3]) != expected:
+        raise InputError(f"image is {image.shape[2]}x{image.shape[1]} px, but an lr_image of {lr_width}x{lr_height} "
+                         f"px gives a decoded result of {expected[1]}x{expected[0]} px (4x its padded size): connect "
+                         "to lr_image the same image that went into 'ResShift Prepare LR', and to image the VAE "
+                         "Decode of that run")
     return image[:, :SCALE * lr_height, :SCALE * lr_width]
