@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..clear_errors import InputError
 
 PAD_MODES = ("zeros", "reflect")
+MAX_SIDE = 16384  # ComfyUI's MAX_RESOLUTION: no stock node makes or takes a longer side
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,18 @@ def raised_size(height: int, width: int, min_short_side: int) -> tuple[int, int]
 
 
 def plan(height: int, width: int, multiple: int, min_short_side: int) -> SizeRecord:
+    """The record, or a clear refusal when the result would pass MAX_SIDE (a thin strip raised to a 512 px short
+    side grows its long side by the same ratio: 2048x4 would become 262144x512 and exhaust the machine)."""
     raised = raised_size(height, width, min_short_side)
-    return SizeRecord((height, width), raised, (round_up(raised[0], multiple), round_up(raised[1], multiple)))
+    padded = (round_up(raised[0], multiple), round_up(raised[1], multiple))
+    if max(padded) > MAX_SIDE:
+        why = (f" Its sides are {max(height, width) / min(height, width):.0f}:1 apart; raised to a {min_short_side} px "
+               f"short side they must be within {MAX_SIDE // min_short_side}:1." if raised != (height, width) else "")
+        raise InputError(
+            f"Fit to Model Size: the {width}x{height} px image would become {padded[1]}x{padded[0]} px (short side "
+            f"raised to {min_short_side}, padded to a multiple of {multiple}), above the {MAX_SIDE} px per side ComfyUI "
+            f"allows.{why} Crop the image (or split it into pieces) first")
+    return SizeRecord((height, width), raised, padded)
 
 
 def reflect_indices(n: int, total: int) -> torch.Tensor:

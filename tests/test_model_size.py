@@ -28,7 +28,7 @@ def image(b: int, h: int, w: int, c: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.rand(b, h, w, c, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("h,w", [(148, 116), (80, 288), (288, 80), (512, 512), (256, 256), (1, 2048), (700, 1000),
+@pytest.mark.parametrize("h,w", [(148, 116), (80, 288), (288, 80), (512, 512), (256, 256), (16, 500), (700, 1000),
                                  (511, 1203), (100, 333)])
 def test_sizes_follow_tasr_official_rule(h, w):
     record = plan(h, w, 64, 512)
@@ -117,3 +117,11 @@ def test_a_map_of_the_lr_is_laid_on_the_padded_canvas_not_stretched_over_it():
     assert torch.equal(mask[:, :80, :120], expected)
     assert torch.count_nonzero(mask[:, 80:]) == 0 and torch.count_nonzero(mask[:, :, 120:]) == 0
     assert torch.equal(map_on_padded_canvas(mask[:, :80, :120], record), mask)  # already the raised size: kept
+
+
+@pytest.mark.parametrize("h,w,min_short", [(4, 2048, 512), (2048, 4, 512), (1, 40, 512), (8, 16385, 0)])
+def test_a_result_longer_than_comfyuis_limit_is_refused_before_anything_is_made(h, w, min_short):
+    with pytest.raises(InputError, match=r"Fit to Model Size: the \d+x\d+ px image would become \d+x\d+ px .*above "
+                                         r"the 16384 px per side ComfyUI allows.*Crop the image"):
+        plan(h, w, 64, min_short)
+    assert plan(32, 1024, 64, 512).padded == (512, 16384)  # 1:32 is the thinnest strip TASR's rule takes

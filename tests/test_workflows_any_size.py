@@ -131,3 +131,23 @@ def test_tasr_samples_at_the_official_size(comfy, shipped_models, lr_side, expec
     """x4 of a 64² LR is 256²: raised to 512² (latent 64²). x4 of a 256² LR is 1024², already above 512: sampled as
     it is (latent 128²), where the old fixed x2 sampled 2048²."""
     assert sampled_size(comfy, "tasr_x4", lr_side) == (expected, expected)
+
+
+RAISING = ["tadsr_x4", "tadsr_x4_prompt", "tasr_x4", "tasr_tss_x4"]  # short side raised to 512 on the x4 image
+
+
+@pytest.mark.parametrize("name", RAISING)
+def test_a_strip_too_thin_to_raise_is_refused_clearly_and_the_server_carries_on(comfy, shipped_models, name):
+    """2048x1 -> x4 8192x4 -> a 512 px short side would make it 1048576 px long: refused by Fit to Model Size
+    before any model work (it used to run out of memory and take the server down), then the same workflow on
+    the sample still runs."""
+    Image.new("RGB", (2048, 1), (120, 80, 40)).save(comfy.input_dir / "strip_2048x1.png")
+    wf = comfy_live.load_workflow(comfy_live.PACK_DIR / "workflows" / f"{name}.json")
+    overrides = {(i, "image"): "strip_2048x1.png" for i in load_image_ids(wf)}
+    with pytest.raises(comfy_live.ExecutionFailed, match=r"Fit to Model Size: the 8192x4 px image would become "
+                                                         r"\d+x512 px .*above the 16384 px per side"):
+        comfy.run(prompt_for(comfy, wf, overrides), timeout=120)
+    Image.open(SAMPLE).save(comfy.input_dir / "after_strip.png")
+    overrides = {(i, "image"): "after_strip.png" for i in load_image_ids(wf)}
+    pictures = saved_images(comfy, comfy.run(prompt_for(comfy, wf, overrides)))
+    assert [p.shape[:2] for p in pictures] == [(256, 384)]
