@@ -19,6 +19,7 @@ from ..clear_errors import InputError, require_finite_output
 from .ddpm import model_timesteps
 from .dossr_schedule import DEFAULT_T1, eta_at, etas_at_sigmas
 from .lr_latent import lr_latent
+from .preview_shape import require_previewable
 from .tds_schedule import DOSSR_TSS_A_RANGE, SDS_N_RANGE
 
 LR_SOURCE = "VAE Encode the upscaled low-resolution image"
@@ -34,6 +35,8 @@ def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None,
     its own TDS remap of the timesteps (pixel_schedule.py) and every coefficient is per pixel."""
     if order not in (1, 2, 3):
         raise InputError(f"DoSSR order must be 1, 2 or 3, got {order}")
+    if callback is not None:
+        require_previewable(x, "DoSSR Sampler")
     extra_args = {} if extra_args is None else extra_args
     x_hat0 = lr_latent(model, "the DoSSR sampler", LR_SOURCE) if x_hat0 is None else x_hat0
     if variance is None:

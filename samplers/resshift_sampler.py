@@ -13,6 +13,7 @@ from tqdm.auto import trange
 from comfy.k_diffusion.sampling import default_noise_sampler
 
 from ..clear_errors import InputError, require_finite_output
+from .preview_shape import require_previewable
 
 
 def posterior_step(x, denoised, sigma, sigma_next, noise):
@@ -52,4 +53,6 @@ def sample_resshift(model, x, sigmas, extra_args=None, callback=None, disable=No
 def sample_resshift_in_comfy(model, x, sigmas, extra_args=None, callback=None, disable=None, noise_sampler=None):
     """sample_resshift behind ComfyUI's guider, once the guider's model is known to be ResShift's."""
     require_resshift_model(model)
+    if callback is not None:
+        require_previewable(x, "ResShift Sampler")
     return sample_resshift(model, x, sigmas, extra_args, callback, disable, noise_sampler)

@@ -10,6 +10,7 @@ import torch
 
 from ..clear_errors import InputError, require_finite_output
 from .lr_latent import lr_latent
+from .preview_shape import require_previewable
 
 T_MIN, T_MAX, DEFAULT_T_S = 1, 999, 500
 
@@ -40,6 +41,8 @@ def sample_tadsr_one_step(model, x, sigmas, extra_args=None, callback=None, disa
         raise InputError(f"TADSR One-Step takes exactly one step, sigmas [sigma(t_s), 0]; got {len(sigmas) - 1} steps "
                          f"({[round(float(s), 4) for s in sigmas[:4]]}...): use the SIGMAS from the TADSR One-Step node")
     check_eps_model(model)
+    if callback is not None:
+        require_previewable(x, "TADSR One-Step")
     extra_args = {} if extra_args is None else extra_args
     s = sigmas[0]
     z = lr_latent(model, "TADSR One-Step", "from 'TADSR Encode'").to(x)

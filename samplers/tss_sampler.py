@@ -11,6 +11,7 @@ from tqdm.auto import trange
 
 from ..clear_errors import InputError, require_finite_output
 from .ddpm import continuous_timestep
+from .preview_shape import require_previewable
 from .pixel_schedule import pixel_schedule, require_patched, variance_at_latent, with_sigma_map
 from .tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 
@@ -34,6 +35,8 @@ def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, v
         raise InputError(f"TSS base sampler must be one of {BASES}, got {base!r}")
     if variance is None:
         raise InputError("the TSS sampler needs a variance map (connect the SDS Variance Map node)")
+    if callback is not None:
+        require_previewable(x, "TSS Sampler")
     extra_args = {} if extra_args is None else extra_args
     if model_sampling is None:
         model_sampling = require_patched(model)

@@ -125,3 +125,14 @@ def test_a_result_longer_than_comfyuis_limit_is_refused_before_anything_is_made(
                                          r"the 16384 px per side ComfyUI allows.*Crop the image"):
         plan(h, w, 64, min_short)
     assert plan(32, 1024, 64, 512).padded == (512, 16384)  # 1:32 is the thinnest strip TASR's rule takes
+
+
+def test_samplers_refuse_a_latent_comfyuis_preview_would_shrink_to_nothing():
+    from timeaware_sr.samplers.preview_shape import require_previewable
+
+    require_previewable(torch.zeros(1, 4, 4, 4096), "DoSSR Sampler")  # 1024:1 still previews (2 px high)
+    require_previewable(torch.zeros(1, 4, 1, 1), "DoSSR Sampler")
+    with pytest.raises(InputError, match="DoSSR Sampler: the latent is 8192x4, more than 1024 times longer"):
+        require_previewable(torch.zeros(1, 3, 4, 8192), "DoSSR Sampler")
+    with pytest.raises(InputError, match="the latent is 1x1025"):
+        require_previewable(torch.zeros(1, 3, 1025, 1), "TSS Sampler")

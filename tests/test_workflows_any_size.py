@@ -151,3 +151,19 @@ def test_a_strip_too_thin_to_raise_is_refused_clearly_and_the_server_carries_on(
     overrides = {(i, "image"): "after_strip.png" for i in load_image_ids(wf)}
     pictures = saved_images(comfy, comfy.run(prompt_for(comfy, wf, overrides)))
     assert [p.shape[:2] for p in pictures] == [(256, 384)]
+
+
+@pytest.mark.parametrize("name", ["starter_sr_x4", "tss_starter_x4"])
+def test_a_latent_too_long_for_comfyuis_preview_is_refused_and_the_server_carries_on(comfy, shipped_models, name):
+    """The starter model samples pixels: a 2048x1 input is an 8192x4 latent, which ComfyUI's live preview shrinks
+    to 0 px and its server dies of (it did). The sampler refuses it first, and the server runs the sample next."""
+    Image.new("RGB", (2048, 1), (120, 80, 40)).save(comfy.input_dir / "strip_2048x1.png")
+    wf = comfy_live.load_workflow(comfy_live.PACK_DIR / "workflows" / f"{name}.json")
+    overrides = {(i, "image"): "strip_2048x1.png" for i in load_image_ids(wf)}
+    with pytest.raises(comfy_live.ExecutionFailed, match=r"the latent is 8192x4, more than 1024 times longer than "
+                                                         r"wide.*Crop the image into pieces"):
+        comfy.run(prompt_for(comfy, wf, overrides), timeout=120)
+    Image.open(SAMPLE).save(comfy.input_dir / "after_strip.png")
+    overrides = {(i, "image"): "after_strip.png" for i in load_image_ids(wf)}
+    pictures = saved_images(comfy, comfy.run(prompt_for(comfy, wf, overrides)))
+    assert [p.shape[:2] for p in pictures] == [(256, 384)]
