@@ -136,3 +136,13 @@ def test_samplers_refuse_a_latent_comfyuis_preview_would_shrink_to_nothing():
         require_previewable(torch.zeros(1, 3, 4, 8192), "DoSSR Sampler")
     with pytest.raises(InputError, match="the latent is 1x1025"):
         require_previewable(torch.zeros(1, 3, 1025, 1), "TSS Sampler")
+
+
+def test_a_nan_image_is_refused_by_both_nodes_with_their_names():
+    bad = image(1, 20, 30)
+    bad[0, 3, 4, 1] = float("nan")
+    with pytest.raises(InputError, match="Fit to Model Size: image contains NaN or infinite values"):
+        FitToModelSize.execute(bad, 8, 0, "zeros")
+    _, record = fit_to_model(image(1, 20, 30), 8, 0, "zeros")
+    with pytest.raises(InputError, match="Restore Size: image contains NaN or infinite values"):
+        RestoreSize.execute(torch.full((1, 24, 32, 3), float("nan")), record)

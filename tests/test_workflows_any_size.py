@@ -133,37 +133,25 @@ def test_tasr_samples_at_the_official_size(comfy, shipped_models, lr_side, expec
     assert sampled_size(comfy, "tasr_x4", lr_side) == (expected, expected)
 
 
-RAISING = ["tadsr_x4", "tadsr_x4_prompt", "tasr_x4", "tasr_tss_x4"]  # short side raised to 512 on the x4 image
+TOO_LONG = r"Fit to Model Size: the 8192x4 px image would become \d+x512 px .*above the 16384 px per side"
+TOO_THIN_TO_PREVIEW = r"the latent is 8192x4, more than 1024 times longer than wide.*Crop the image into pieces"
+# 2048x1 -> x4 8192x4. Raised to a 512 px short side it would be 1048576 px long (it ran out of memory and took the
+# server down): Fit to Model Size refuses it. The starter model samples pixels, so its latent is 8192x4, which
+# ComfyUI's live preview shrinks to 0 px and its server dies of (it did): the sampler refuses it first.
+STRIP_REFUSALS = {"tadsr_x4": TOO_LONG, "tadsr_x4_prompt": TOO_LONG, "tasr_x4": TOO_LONG, "tasr_tss_x4": TOO_LONG,
+                  "starter_sr_x4": TOO_THIN_TO_PREVIEW, "tss_starter_x4": TOO_THIN_TO_PREVIEW}
 
 
-@pytest.mark.parametrize("name", RAISING)
-def test_a_strip_too_thin_to_raise_is_refused_clearly_and_the_server_carries_on(comfy, shipped_models, name):
-    """2048x1 -> x4 8192x4 -> a 512 px short side would make it 1048576 px long: refused by Fit to Model Size
-    before any model work (it used to run out of memory and take the server down), then the same workflow on
-    the sample still runs."""
-    Image.new("RGB", (2048, 1), (120, 80, 40)).save(comfy.input_dir / "strip_2048x1.png")
+@pytest.mark.parametrize("name", list(STRIP_REFUSALS))
+def test_a_2048x1_strip_is_refused_clearly_and_the_server_carries_on(comfy, shipped_models, name):
+    """The refusal comes with its reason, then the same workflow on the sample still runs."""
     wf = comfy_live.load_workflow(comfy_live.PACK_DIR / "workflows" / f"{name}.json")
-    overrides = {(i, "image"): "strip_2048x1.png" for i in load_image_ids(wf)}
-    with pytest.raises(comfy_live.ExecutionFailed, match=r"Fit to Model Size: the 8192x4 px image would become "
-                                                         r"\d+x512 px .*above the 16384 px per side"):
-        comfy.run(prompt_for(comfy, wf, overrides), timeout=120)
-    Image.open(SAMPLE).save(comfy.input_dir / "after_strip.png")
-    overrides = {(i, "image"): "after_strip.png" for i in load_image_ids(wf)}
-    pictures = saved_images(comfy, comfy.run(prompt_for(comfy, wf, overrides)))
-    assert [p.shape[:2] for p in pictures] == [(256, 384)]
 
+    def run_on(picture: Image.Image, file_name: str) -> dict:
+        picture.save(comfy.input_dir / file_name)
+        return comfy.run(prompt_for(comfy, wf, {(i, "image"): file_name for i in load_image_ids(wf)}), timeout=120)
 
-@pytest.mark.parametrize("name", ["starter_sr_x4", "tss_starter_x4"])
-def test_a_latent_too_long_for_comfyuis_preview_is_refused_and_the_server_carries_on(comfy, shipped_models, name):
-    """The starter model samples pixels: a 2048x1 input is an 8192x4 latent, which ComfyUI's live preview shrinks
-    to 0 px and its server dies of (it did). The sampler refuses it first, and the server runs the sample next."""
-    Image.new("RGB", (2048, 1), (120, 80, 40)).save(comfy.input_dir / "strip_2048x1.png")
-    wf = comfy_live.load_workflow(comfy_live.PACK_DIR / "workflows" / f"{name}.json")
-    overrides = {(i, "image"): "strip_2048x1.png" for i in load_image_ids(wf)}
-    with pytest.raises(comfy_live.ExecutionFailed, match=r"the latent is 8192x4, more than 1024 times longer than "
-                                                         r"wide.*Crop the image into pieces"):
-        comfy.run(prompt_for(comfy, wf, overrides), timeout=120)
-    Image.open(SAMPLE).save(comfy.input_dir / "after_strip.png")
-    overrides = {(i, "image"): "after_strip.png" for i in load_image_ids(wf)}
-    pictures = saved_images(comfy, comfy.run(prompt_for(comfy, wf, overrides)))
+    with pytest.raises(comfy_live.ExecutionFailed, match=STRIP_REFUSALS[name]):
+        run_on(Image.new("RGB", (2048, 1), (120, 80, 40)), "strip_2048x1.png")
+    pictures = saved_images(comfy, run_on(Image.open(SAMPLE), "after_strip.png"))
     assert [p.shape[:2] for p in pictures] == [(256, 384)]
