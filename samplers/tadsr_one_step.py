@@ -13,6 +13,7 @@ from .lr_latent import lr_latent
 from .preview_shape import require_previewable
 
 T_MIN, T_MAX, DEFAULT_T_S = 1, 999, 500
+TADSR_ATTACHMENT = "timeaware_sr.tadsr"  # set by Load TADSR on its MODEL (a ModelPatcher attachment; clones keep it)
 
 
 def tadsr_sigmas(model_sampling, t_s: int = DEFAULT_T_S) -> torch.Tensor:
@@ -23,13 +24,20 @@ def tadsr_sigmas(model_sampling, t_s: int = DEFAULT_T_S) -> torch.Tensor:
     return torch.stack([table[t_s].float().cpu(), torch.zeros((), dtype=torch.float32)])
 
 
-def check_eps_model(model):
+def check_tadsr_model(model):
+    """The model must be Load TADSR's: plain SD 2.1 would subtract its noise estimate from a clean latent and
+    return a meaningless picture without complaint."""
     import comfy.model_sampling
 
-    ms = model.inner_model.model_patcher.get_model_object("model_sampling")
+    patcher = model.inner_model.model_patcher
+    ms = patcher.get_model_object("model_sampling")
     if type(ms).calculate_denoised is not comfy.model_sampling.EPS.calculate_denoised:
         raise InputError(f"TADSR One-Step needs an eps-prediction SD 2.1-base model; this model's sampling is "
                          f"{type(ms).__name__}")
+    if patcher.get_attachment(TADSR_ATTACHMENT) is None:
+        raise InputError("TADSR One-Step needs the MODEL from 'Load TADSR' in the sampler node (SamplerCustom's "
+                         "model input); it was given a model without TADSR's weights, whose single step would "
+                         "give a meaningless picture. Connect Load TADSR's MODEL output there instead")
 
 
 @torch.no_grad()
@@ -40,7 +48,7 @@ def sample_tadsr_one_step(model, x, sigmas, extra_args=None, callback=None, disa
     if len(sigmas) != 2 or sigmas[-1] != 0:
         raise InputError(f"TADSR One-Step takes exactly one step, sigmas [sigma(t_s), 0]; got {len(sigmas) - 1} steps "
                          f"({[round(float(s), 4) for s in sigmas[:4]]}...): use the SIGMAS from the TADSR One-Step node")
-    check_eps_model(model)
+    check_tadsr_model(model)
     if callback is not None:
         require_previewable(x, "TADSR One-Step")
     extra_args = {} if extra_args is None else extra_args

@@ -159,3 +159,13 @@ def test_t_s_set_on_the_encoder_alone_drives_the_step(comfy, lr_image):
     assert np.array_equal(linked, run(300, 300))
     assert not np.array_equal(linked, run(300, 500))
     assert not np.array_equal(linked, run(500, ["5", 1]))
+
+
+def test_tadsr_one_step_refuses_a_model_without_tadsrs_weights_and_says_what_to_connect(comfy, lr_image):
+    """Plain SD 2.1 (the checkpoint loader's MODEL) in SamplerCustom: its one step would subtract SD's noise
+    estimate from a clean latent and return a meaningless picture, so the sampler refuses it."""
+    p = tadsr_prompt(lr_image)
+    p["9"]["inputs"]["model"] = ["1", 0]
+    with pytest.raises(ExecutionFailed, match="TADSR One-Step needs the MODEL from 'Load TADSR'.*Connect Load TADSR's "
+                                              "MODEL output there instead"):
+        comfy.run(p)

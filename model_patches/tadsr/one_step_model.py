@@ -1,6 +1,7 @@
 """TADSR's one-step UNet (docs/tadsr.md §5): TADSR's LoRA and trained conv_in as weight patches on a
 clone of an SD 2.1-base MODEL."""
 from ...clear_errors import CheckpointError
+from ...samplers.tadsr_one_step import TADSR_ATTACHMENT
 from .lora import unet_weight_patches
 
 
@@ -37,4 +38,5 @@ def tadsr_model(model, ckpt: "TADSRCheckpoint", strength: float = 1.0):
     m = model.clone()
     m.add_patches(full, strength)
     m.add_patches(lora, strength)
+    m.set_attachments(TADSR_ATTACHMENT, True)  # TADSR One-Step refuses a model without it
     return m
