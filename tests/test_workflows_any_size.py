@@ -4,8 +4,12 @@ width and height, and carry a picture (not a flat fill). Inputs are crops of the
 structure; the models are the test-size stand-ins (support/shipped_models.py), so this stays fast.
 
 TASR's working size is checked too: the decoded latent is previewed and must be the official size (short
-side raised to 512 only when below it, padded to 64), not the old graph's fixed x2."""
+side raised to 512 only when below it, padded to 64), not the old graph's fixed x2.
+
+Degenerate pictures (1x1, 1-pixel strips, 2048x1) run or are refused with the reason, and the server then
+still gives the sample's reference image (issue 28)."""
 import io
+import re
 import pathlib
 
 import numpy as np
@@ -155,3 +159,51 @@ def test_a_2048x1_strip_is_refused_clearly_and_the_server_carries_on(comfy, ship
         run_on(Image.new("RGB", (2048, 1), (120, 80, 40)), "strip_2048x1.png")
     pictures = saved_images(comfy, run_on(Image.open(SAMPLE), "after_strip.png"))
     assert [p.shape[:2] for p in pictures] == [(256, 384)]
+
+
+# Degenerate pictures (issue 28): a single pixel and 1-pixel strips both ways. Each workflow runs them to an
+# exact x4 or refuses with its reason; the four that raise the short side to 512 px cannot take a 64-px strip
+# (x4 then raised, 32768 px long: above ComfyUI's 16384) and say so.
+DEGENERATE = {"pixel_1x1": (1, 1), "strip_64x1": (64, 1), "strip_1x64": (1, 64)}
+RAISES_TO_512 = {"tadsr_x4", "tadsr_x4_prompt", "tasr_x4", "tasr_tss_x4"}
+STRIP_TOO_LONG = r"Fit to Model Size: the \d+x\d+ px image would become (32768x512|512x32768) px .*16384 px per side"
+INTERNALS = r"Error\b|Exception\b|Traceback|index out of range|/tmp/|\.py\b"  # never in a user's message
+
+
+def expected_refusal(workflow: str, case: str) -> str | None:
+    return STRIP_TOO_LONG if workflow in RAISES_TO_512 and case != "pixel_1x1" else None
+
+
+def pixels_of(comfy, outputs: dict) -> list[bytes]:
+    return [p.tobytes() for p in saved_images(comfy, outputs)]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
+def test_one_pixel_inputs_run_or_are_refused_clearly_and_the_sample_then_gives_the_reference(comfy, shipped_models,
+                                                                                              workflow):
+    """1x1, 64x1 and 1x64 through the workflow as shipped (steps capped); then the sample gives bitwise the image
+    it gave before them, the cached results dropped so that it really runs again."""
+    wf = comfy_live.load_workflow(workflow)
+
+    def run_on(file_name: str) -> dict:
+        return comfy.run(prompt_for(comfy, wf, {(i, "image"): file_name for i in load_image_ids(wf)}), timeout=300)
+
+    Image.open(SAMPLE).save(comfy.input_dir / "reference.png")
+    reference = pixels_of(comfy, run_on("reference.png"))
+    assert reference, f"{workflow.stem} saved nothing on the sample"
+    colours = iter([(200, 40, 90), (30, 160, 220), (240, 220, 10)])
+    for case, (width, height) in DEGENERATE.items():
+        picture = Image.linear_gradient("L").resize((width, height)).convert("RGB")  # a ramp, not one flat colour
+        if width * height == 1:
+            picture = Image.new("RGB", (1, 1), next(colours))
+        picture.save(comfy.input_dir / f"{case}.png")
+        refusal = expected_refusal(workflow.stem, case)
+        if refusal is None:
+            for saved in saved_images(comfy, run_on(f"{case}.png")):
+                assert saved.shape[:2] == (4 * height, 4 * width), f"{workflow.stem} on {case}: {saved.shape}"
+        else:
+            with pytest.raises(comfy_live.ExecutionFailed, match=refusal) as refused:
+                run_on(f"{case}.png")
+            assert not re.search(INTERNALS, refused.value.exception_message), refused.value.exception_message
+    comfy.drop_cached_results()
+    assert pixels_of(comfy, run_on("reference.png")) == reference, f"{workflow.stem}: the sample's image changed"
