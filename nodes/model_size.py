@@ -57,17 +57,21 @@ class RestoreSize(PackNode):
             description="Undoes 'Fit to Model Size' on the decoded result: crops the padding away and resizes "
             "back from the raised size (antialiased bicubic), so the output is exactly the size of the image "
             "that went into 'Fit to Model Size' (times the model's scale when the decoded image is a whole "
-            "multiple of the padded one).",
+            "multiple of the padded one). Connect Load Image's MASK to get the input's transparency back.",
             inputs=[
                 io.Image.Input("image", tooltip="The decoded result of the padded image."),
                 SizeRecord.Input("size", tooltip="The size output of the 'Fit to Model Size' node that made "
                                  "the padded image."),
+                io.Mask.Input("mask", optional=True, tooltip="The input's transparency (Load Image's MASK): put "
+                              "back as the result's alpha, stretched to its size. A picture without alpha leaves "
+                              "the result RGB."),
             ],
             outputs=[io.Image.Output(tooltip="The result at the input's exact size.")],
         )
 
     @classmethod
-    def execute(cls, image, size) -> io.NodeOutput:
+    def execute(cls, image, size, mask=None) -> io.NodeOutput:
+        from ..image_ops.alpha import put_back_alpha
         from ..image_ops.model_size import restore_size
 
-        return io.NodeOutput(restore_size(image, size))
+        return io.NodeOutput(put_back_alpha(restore_size(image, size), mask, "Restore Size"))

@@ -47,12 +47,16 @@ class ResShiftCropOutput(PackNode):
                 io.Image.Input("image", tooltip="The decoded ResShift result (padded size)."),
                 io.Image.Input("lr_image", tooltip="The original low-resolution image: its size sets the output size "
                                "(4x it)."),
+
+                io.Mask.Input("mask", optional=True, tooltip="The LR image's transparency (Load Image's MASK): put "
+                              "back as the result's alpha, stretched x4. A picture without alpha leaves the result RGB."),
             ],
             outputs=[io.Image.Output(tooltip="The x4 picture at exactly 4x the LR size.")],
         )
 
     @classmethod
-    def execute(cls, image, lr_image) -> io.NodeOutput:
+    def execute(cls, image, lr_image, mask=None) -> io.NodeOutput:
+        from ..image_ops.alpha import put_back_alpha
         from ..model_patches.resshift.lr_image import crop_output
 
-        return io.NodeOutput(crop_output(image, *lr_image.shape[1:3]))
+        return io.NodeOutput(put_back_alpha(crop_output(image, *lr_image.shape[1:3]), mask, "ResShift Crop Output"))

@@ -97,6 +97,25 @@ def test_every_workflow_returns_exactly_x4_on_a_users_image(comfy, shipped_model
     assert pictures, f"{workflow.stem} saved nothing"
     for picture in pictures:
         check_picture(picture, width, height, f"{workflow.stem} on {case}")
+        if mode == "RGBA":
+            check_alpha(picture, workflow.stem)
+
+
+# The starter graphs have no size node to carry Load Image's MASK to; the others put the input's alpha back.
+DROPS_ALPHA = {"starter_sr_x4", "tss_starter_x4"}
+
+
+def check_alpha(picture: np.ndarray, workflow: str):
+    """The saved picture's alpha is the input's ramp (write_input) stretched x4, or absent where documented."""
+    if workflow in DROPS_ALPHA:
+        assert picture.shape[-1] == 3, f"{workflow}: {picture.shape[-1]} channels saved"
+        return
+    assert picture.shape[-1] == 4, f"{workflow}: the input's alpha is lost ({picture.shape[-1]} channels saved)"
+    height, width = picture.shape[:2]
+    expected = np.asarray(Image.linear_gradient("L").resize((width // 4, height // 4)).resize((width, height),
+                                                                                               Image.BICUBIC))
+    error = np.abs(picture[..., 3].astype(np.float64) - expected)
+    assert error.max() <= 4, f"{workflow}: alpha differs from the input's x4 by up to {error.max():.0f} of 255"
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.stem)
@@ -207,3 +226,26 @@ def test_one_pixel_inputs_run_or_are_refused_clearly_and_the_sample_then_gives_t
             assert not re.search(INTERNALS, refused.value.exception_message), refused.value.exception_message
     comfy.drop_cached_results()
     assert pixels_of(comfy, run_on("reference.png")) == reference, f"{workflow.stem}: the sample's image changed"
+
+
+STOCK_UPSCALE = [w for w in WORKFLOWS if any(n["type"] == "ImageUpscaleWithModel" for n in comfy_live.load_workflow(w)["nodes"])]
+
+
+@pytest.mark.parametrize("workflow", STOCK_UPSCALE, ids=lambda p: p.stem)
+def test_a_four_channel_image_reaches_the_stock_upscale_model_as_rgb(comfy, shipped_models, workflow):
+    """A source that gives RGBA IMAGEs in place of Load Image's (here stock Join Image with Alpha): the stock
+    Upscale Image (using Model) takes 3 channels only ("expected input ... to have 3 channels, but got 4"), so the
+    workflows feed it through Split Image with Alpha, and the result comes back at exactly x4."""
+    width, height = write_input(comfy, "rgba_source", INPUTS["rgba_41x35"][0], "RGBA")
+    wf = comfy_live.load_workflow(workflow)
+    (load_id,) = load_image_ids(wf)
+    prompt = prompt_for(comfy, wf, {(load_id, "image"): "rgba_source.png"})
+    prompt["903"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": [str(load_id), 0],
+                                                                    "alpha": [str(load_id), 1]}}
+    (split_id,) = [k for k, v in prompt.items() if v["class_type"] == "SplitImageWithAlpha"]
+    prompt[split_id]["inputs"]["image"] = ["903", 0]
+    pictures = saved_images(comfy, comfy.run(prompt))
+    assert pictures, f"{workflow.stem} saved nothing"
+    for picture in pictures:
+        check_picture(picture, width, height, f"{workflow.stem} on an RGBA IMAGE")
+        check_alpha(picture, workflow.stem)

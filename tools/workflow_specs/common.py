@@ -35,14 +35,17 @@ DOSSR_FILES_NOTE = f"""
 # raise the short side of the image it samples (docs/dossr.md §3.8). Restore Size (node 31) undoes it.
 FIT_DOSSR = {"image": (3, 0), "multiple": 64, "min_short_side": 0, "mode": "zeros"}
 FIT_TITLE = "Pad to a multiple of 64 (as the official code)"
-RESTORE_TITLE = "Crop the padding: exactly x4 the input"
+RESTORE_TITLE = "Crop the padding, alpha back: exactly x4 the input"
+# Stock upscale models take RGB only: the input's alpha goes round them, as Load Image's MASK, to Restore Size.
+SPLIT_TITLE = "RGB for the upscale model (alpha goes round it)"
 
 # Nodes 1-9 of the TSS graphs on DoSSR's checkpoint (SD 2.1 + SR ControlNet): load, ESRGAN x4 and
 # encode, the per-pixel patch, the LR's texture map, the prompts with the ControlNet applied.
 TSS_CONTROLNET_FRONT = {
     1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
     2: ("LoadImage", {"image": SAMPLE}),
-    3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
+    33: ("SplitImageWithAlpha", {"image": (2, 0)}),
+    3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (33, 0)}),
     30: ("TimeAwareSR_FitToModelSize", FIT_DOSSR),
     4: ("VAEEncode", {"pixels": (30, 0), "vae": (1, 2)}),
     5: ("TimeAwareSR_TSSSpatialTimestepPatch", {"model": (1, 0)}),

@@ -1,5 +1,5 @@
 """DoSSR (SPEC §3) graphs on the DoSSR checkpoint. The spec format is in make_workflows.py."""
-from .common import DOSSR_FILES_NOTE, FIT_DOSSR, FIT_TITLE, RESTORE_TITLE, SAMPLE, TSS_CONTROLNET_FRONT
+from .common import DOSSR_FILES_NOTE, FIT_DOSSR, FIT_TITLE, RESTORE_TITLE, SAMPLE, SPLIT_TITLE, TSS_CONTROLNET_FRONT
 
 DOSSR_NOTE = """
 # DoSSR x4 (Domain Shift SDE super-resolution)
@@ -34,7 +34,8 @@ WORKFLOWS = {
         {
             1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
             2: ("LoadImage", {"image": SAMPLE}),
-            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
+            33: ("SplitImageWithAlpha", {"image": (2, 0)}),
+            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (33, 0)}),
             4: ("ImageScaleBy", {"image": (3, 0), "upscale_method": "bicubic", "scale_by": 1.0}),
             30: ("TimeAwareSR_FitToModelSize", {**FIT_DOSSR, "image": (4, 0)}),
             5: ("VAEEncode", {"pixels": (30, 0), "vae": (1, 2)}),
@@ -50,11 +51,11 @@ WORKFLOWS = {
             13: ("SamplerCustomAdvanced", {"noise": (12, 0), "guider": (9, 0), "sampler": (11, 0),
                                            "sigmas": (10, 0), "latent_image": (5, 0)}),
             14: ("VAEDecode", {"samples": (13, 0), "vae": (1, 2)}),
-            31: ("TimeAwareSR_RestoreSize", {"image": (14, 0), "size": (30, 1)}),
+            31: ("TimeAwareSR_RestoreSize", {"image": (14, 0), "size": (30, 1), "mask": (2, 1)}),
             15: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (4, 0), "method": "wavelet"}),
             16: ("SaveImage", {"images": (15, 0), "filename_prefix": "DoSSR_x4"}),
         },
-        {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 4: "Resize to target (1.0 keeps x4)",
+        {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 33: SPLIT_TITLE, 4: "Resize to target (1.0 keeps x4)",
          6: "Prompt", 7: "Negative prompt", 30: FIT_TITLE, 31: RESTORE_TITLE},
         DOSSR_NOTE,
     ),
@@ -71,12 +72,12 @@ WORKFLOWS = {
             14: ("SamplerCustomAdvanced", {"noise": (13, 0), "guider": (10, 0), "sampler": (12, 0),
                                            "sigmas": (11, 0), "latent_image": (4, 0)}),
             15: ("VAEDecode", {"samples": (14, 0), "vae": (1, 2)}),
-            31: ("TimeAwareSR_RestoreSize", {"image": (15, 0), "size": (30, 1)}),
+            31: ("TimeAwareSR_RestoreSize", {"image": (15, 0), "size": (30, 1), "mask": (2, 1)}),
             16: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (3, 0), "method": "wavelet"}),
             17: ("SaveImage", {"images": (16, 0), "filename_prefix": "DoSSR_TSS_x4"}),
             18: ("PreviewImage", {"images": (6, 0)}),
         },
-        {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 6: "Where the image is textured",
+        {2: "Low-resolution input", 3: "ESRGAN x4 preprocess", 33: SPLIT_TITLE, 6: "Where the image is textured",
          7: "Prompt", 8: "Negative prompt", 30: FIT_TITLE, 31: RESTORE_TITLE},
         DOSSR_TSS_NOTE,
     ),

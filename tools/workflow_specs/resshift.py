@@ -45,7 +45,7 @@ def graph(ckpt, steps, prefix):
         9: ("SamplerCustomAdvanced", {"noise": (8, 0), "guider": (5, 0), "sampler": (7, 0), "sigmas": (6, 0),
                                       "latent_image": (4, 0)}),
         10: ("VAEDecode", {"samples": (9, 0), "vae": (1, 1)}),
-        11: ("TimeAwareSR_ResShiftCropOutput", {"image": (10, 0), "lr_image": (2, 0)}),
+        11: ("TimeAwareSR_ResShiftCropOutput", {"image": (10, 0), "lr_image": (2, 0), "mask": (2, 1)}),
         12: ("TimeAwareSR_ColorFix", {"image": (11, 0), "reference": (2, 0), "method": "wavelet"}),
         13: ("SaveImage", {"images": (12, 0), "filename_prefix": prefix}),
     }

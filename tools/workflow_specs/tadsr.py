@@ -46,7 +46,7 @@ def tadsr_graph(prompt: str, negative: str, cfg: float) -> dict:
                               "negative": (8, 0), "sampler": (6, 0), "sigmas": (6, 1), "latent_image": (5, 0)}),
         10: ("VAEDecodeTiled", {"samples": (9, 0), "vae": (2, 1), "tile_size": 512, "overlap": 64,
                                 "temporal_size": 64, "temporal_overlap": 8}),
-        31: ("TimeAwareSR_RestoreSize", {"image": (10, 0), "size": (30, 1)}),
+        31: ("TimeAwareSR_RestoreSize", {"image": (10, 0), "size": (30, 1), "mask": (3, 1)}),
         11: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (4, 0), "method": "adain"}),
         12: ("SaveImage", {"images": (11, 0), "filename_prefix": "TADSR_x4"}),
     }

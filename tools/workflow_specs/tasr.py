@@ -1,6 +1,6 @@
 """TASR (SPEC §4) graphs: SD 2.1-base + TASR's ControlNet and timestep-aware adapters. The spec
 format is in make_workflows.py."""
-from .common import SAMPLE, SD21_BASE as SD21
+from .common import SAMPLE, SD21_BASE as SD21, SPLIT_TITLE
 
 MODEL_FILES = {
     "tasr_v1.pth": {"url": "https://huggingface.co/SleepyLin/TASR", "directory": "tasr",
@@ -29,7 +29,8 @@ FRONT = {
     2: ("TimeAwareSR_TASRLoader", {"tasr_name": "tasr_v1.pth"}),
     3: ("UpscaleModelLoader", {"model_name": "BSRNet.pth"}),
     4: ("LoadImage", {"image": SAMPLE}),
-    5: ("ImageUpscaleWithModel", {"upscale_model": (3, 0), "image": (4, 0)}),
+    33: ("SplitImageWithAlpha", {"image": (4, 0)}),
+    5: ("ImageUpscaleWithModel", {"upscale_model": (3, 0), "image": (33, 0)}),
     30: ("TimeAwareSR_FitToModelSize", {"image": (5, 0), "multiple": 64, "min_short_side": 512, "mode": "zeros"}),
     7: ("TimeAwareSR_ApplyTASRAdapters", {"model": (1, 0), "tasr_adapters": (2, 1)}),
     8: ("CLIPTextEncode", {"text": POSITIVE, "clip": (1, 1)}),
@@ -39,7 +40,7 @@ FRONT = {
     11: ("VAEEncode", {"pixels": (30, 0), "vae": (1, 2)}),
     12: ("LatentMultiply", {"samples": (11, 0), "multiplier": 0.0}),
 }
-TITLES = {4: "Low-resolution input", 5: "BSRNet x4", 30: "Short side to >= 512, pad to a multiple of 64 (official)",
+TITLES = {4: "Low-resolution input", 5: "BSRNet x4", 33: SPLIT_TITLE, 30: "Short side to >= 512, pad to a multiple of 64 (official)",
           8: "Prompt", 9: "Negative prompt (official)", 12: "Zero latent of the image's size: x_T ~ N(0, I)"}
 BACK_TO_X4 = "Crop the padding, back to exactly x4 the input"
 
@@ -53,7 +54,7 @@ WORKFLOWS = {
                               "sampler_name": "ddpm", "scheduler": "tasr_spaced", "positive": (10, 0),
                               "negative": (10, 1), "latent_image": (12, 0), "denoise": 1.0}),
             14: ("VAEDecode", {"samples": (13, 0), "vae": (1, 2)}),
-            31: ("TimeAwareSR_RestoreSize", {"image": (14, 0), "size": (30, 1)}),
+            31: ("TimeAwareSR_RestoreSize", {"image": (14, 0), "size": (30, 1), "mask": (4, 1)}),
             15: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (5, 0), "method": "wavelet"}),
             17: ("SaveImage", {"images": (15, 0), "filename_prefix": "TASR_x4"}),
         },
@@ -95,7 +96,7 @@ trained). Any input size works as it is: leave *Fit to Model Size* at TASR's 512
             19: ("SamplerCustomAdvanced", {"noise": (18, 0), "guider": (17, 0), "sampler": (16, 0), "sigmas": (15, 0),
                                            "latent_image": (12, 0)}),
             20: ("VAEDecode", {"samples": (19, 0), "vae": (1, 2)}),
-            31: ("TimeAwareSR_RestoreSize", {"image": (20, 0), "size": (30, 1)}),
+            31: ("TimeAwareSR_RestoreSize", {"image": (20, 0), "size": (30, 1), "mask": (4, 1)}),
             21: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (5, 0), "method": "wavelet"}),
             23: ("SaveImage", {"images": (21, 0), "filename_prefix": "TASR_TSS_x4"}),
             24: ("PreviewImage", {"images": (14, 0)}),

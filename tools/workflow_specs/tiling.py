@@ -1,5 +1,5 @@
 """Large images with tiles everywhere (SPEC §7, issue 15). The spec format is in make_workflows.py."""
-from .common import FIT_DOSSR, FIT_TITLE, RESTORE_TITLE, SAMPLE
+from .common import FIT_DOSSR, FIT_TITLE, RESTORE_TITLE, SAMPLE, SPLIT_TITLE
 
 NOTE = """\
 ## DoSSR x4 for large images (1024² LR -> 4096²)
@@ -35,7 +35,8 @@ WORKFLOWS = {
         {
             1: ("TimeAwareSR_DoSSRCheckpointLoader", {"ckpt_name": "dossr_default.ckpt"}),
             2: ("LoadImage", {"image": SAMPLE}),
-            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (2, 0)}),
+            33: ("SplitImageWithAlpha", {"image": (2, 0)}),
+            3: ("ImageUpscaleWithModel", {"upscale_model": (1, 4), "image": (33, 0)}),
             30: ("TimeAwareSR_FitToModelSize", FIT_DOSSR),
             4: ("VAEEncodeTiled", {"pixels": (30, 0), "vae": (1, 2), "tile_size": 1024, "overlap": 64,
                                    "temporal_size": 64, "temporal_overlap": 8}),
@@ -54,11 +55,11 @@ WORKFLOWS = {
                                            "sigmas": (10, 0), "latent_image": (4, 0)}),
             14: ("VAEDecodeTiled", {"samples": (13, 0), "vae": (1, 2), "tile_size": 512, "overlap": 64,
                                     "temporal_size": 64, "temporal_overlap": 8}),
-            31: ("TimeAwareSR_RestoreSize", {"image": (14, 0), "size": (30, 1)}),
+            31: ("TimeAwareSR_RestoreSize", {"image": (14, 0), "size": (30, 1), "mask": (2, 1)}),
             15: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (3, 0), "method": "wavelet"}),
             16: ("SaveImage", {"images": (15, 0), "filename_prefix": "DoSSR_x4_large"}),
         },
-        {2: "Low-resolution input (e.g. 1024²)", 3: "ESRGAN x4 preprocess (tiled by ComfyUI)",
+        {2: "Low-resolution input (e.g. 1024²)", 3: "ESRGAN x4 preprocess (tiled by ComfyUI)", 33: SPLIT_TITLE,
          4: "Encode in tiles", 5: "Tiles for every model call (memory vs speed: see note)", 6: "Prompt",
          7: "Negative prompt", 14: "Decode in tiles", 30: FIT_TITLE, 31: RESTORE_TITLE},
         NOTE,

@@ -1,5 +1,5 @@
 """TSS (SPEC §1-2) graphs: per-pixel schedules. The spec format is in make_workflows.py."""
-from .common import DOSSR_FILES_NOTE, FIT_TITLE, RESTORE_TITLE, SAMPLE, TSS_CONTROLNET_FRONT
+from .common import DOSSR_FILES_NOTE, FIT_TITLE, RESTORE_TITLE, SAMPLE, SPLIT_TITLE, TSS_CONTROLNET_FRONT
 
 TSS_STARTER_NOTE = """
 # TSS x4: per-pixel timestep schedules, on the bundled starter model
@@ -72,11 +72,11 @@ WORKFLOWS = {
             14: ("SamplerCustomAdvanced", {"noise": (13, 0), "guider": (12, 0), "sampler": (11, 0),
                                            "sigmas": (10, 0), "latent_image": (4, 0)}),
             15: ("VAEDecode", {"samples": (14, 0), "vae": (1, 2)}),
-            31: ("TimeAwareSR_RestoreSize", {"image": (15, 0), "size": (30, 1)}),
+            31: ("TimeAwareSR_RestoreSize", {"image": (15, 0), "size": (30, 1), "mask": (2, 1)}),
             16: ("TimeAwareSR_ColorFix", {"image": (31, 0), "reference": (3, 0), "method": "wavelet"}),
             17: ("SaveImage", {"images": (16, 0), "filename_prefix": "TSS_ControlNet_x4"}),
         },
-        {2: "Low-resolution input", 3: "ESRGAN x4", 6: "Where the image is textured",
+        {2: "Low-resolution input", 3: "ESRGAN x4", 33: SPLIT_TITLE, 6: "Where the image is textured",
          10: "Even steps from t=499 (SR start)", 30: FIT_TITLE, 31: RESTORE_TITLE},
         TSS_CONTROLNET_NOTE,
     ),
