@@ -120,7 +120,8 @@ class TADSROneStep(PackNode):
     def execute(cls, model, t_s) -> io.NodeOutput:
         import comfy.samplers
 
-        from ..samplers.tadsr_one_step import sample_tadsr_one_step, tadsr_sigmas
+        from ..samplers.tadsr_one_step import require_tadsr_patcher, sample_tadsr_one_step, tadsr_sigmas
 
+        require_tadsr_patcher(model, "its model input")
         sigmas = tadsr_sigmas(model.get_model_object("model_sampling"), t_s)
         return io.NodeOutput(comfy.samplers.KSAMPLER(sample_tadsr_one_step), sigmas)

@@ -34,10 +34,14 @@ def check_tadsr_model(model):
     if type(ms).calculate_denoised is not comfy.model_sampling.EPS.calculate_denoised:
         raise InputError(f"TADSR One-Step needs an eps-prediction SD 2.1-base model; this model's sampling is "
                          f"{type(ms).__name__}")
+    require_tadsr_patcher(patcher, "the sampler node (SamplerCustom's model input)")
+
+
+def require_tadsr_patcher(patcher, where: str):
     if patcher.get_attachment(TADSR_ATTACHMENT) is None:
-        raise InputError("TADSR One-Step needs the MODEL from 'Load TADSR' in the sampler node (SamplerCustom's "
-                         "model input); it was given a model without TADSR's weights, whose single step would "
-                         "give a meaningless picture. Connect Load TADSR's MODEL output there instead")
+        raise InputError(f"TADSR One-Step needs the MODEL from 'Load TADSR' in {where}; it was given a model "
+                         "without TADSR's weights, whose single step would give a meaningless picture. Connect "
+                         "Load TADSR's MODEL output there instead")
 
 
 @torch.no_grad()

@@ -245,3 +245,98 @@ def test_every_pack_node_refuses_bad_inputs_clearly_and_the_server_stays_sound(c
                     assert comfy.get("/queue") is not None  # the server still answers
         assert np.array_equal(run_reference(comfy), reference), f"after {node_id}'s cases the reference changed"
     report_table(f"fuzz: {len(pack_nodes)} pack nodes, {sum(tally.values())} cases: {tally}")
+
+
+# Shapes and mismatches (issue 28): every IMAGE, MASK, LATENT, MODEL and VAE input of every pack node is fed,
+# through a link as a user would wire it, a degenerate picture or another method's model. Each prompt must run
+# or end in a clear error at the node under test (its name or the input's in the message, no Python internals),
+# and the server must then give the reference result. FUZZ_SEED draws SHAPE_CASES_PER_INPUT of each input's
+# pool; the seed is printed with every failure and in the summary.
+SHAPE_NODES = {
+    "q1": {"class_type": "ImageScale", "inputs": {"image": ["p3", 0], "upscale_method": "area", "width": 1,
+                                                  "height": 1, "crop": "disabled"}},
+    "q2": {"class_type": "ImageScale", "inputs": {"image": ["p3", 0], "upscale_method": "area", "width": 64,
+                                                  "height": 1, "crop": "disabled"}},
+    "q3": {"class_type": "ImageScale", "inputs": {"image": ["p3", 0], "upscale_method": "area", "width": 1,
+                                                  "height": 64, "crop": "disabled"}},
+    "q4": {"class_type": "JoinImageWithAlpha", "inputs": {"image": ["p4", 0], "alpha": ["p5", 0]}},  # RGBA
+    "q5": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 1, "height": 1}},
+    "q6": {"class_type": "SolidMask", "inputs": {"value": 0.3, "width": 64, "height": 1}},
+    "q7": {"class_type": "VAEEncode", "inputs": {"pixels": ["q2", 0], "vae": ["p1", 1]}},  # a 64x1 latent
+    "q8": {"class_type": "EmptyLatentImage", "inputs": {"width": 16, "height": 16, "batch_size": 1}},
+}
+SHAPE_POOLS = {
+    "IMAGE": {"1x1": ["q1", 0], "64x1": ["q2", 0], "1x64": ["q3", 0], "RGBA": ["q4", 0]},
+    "MASK": {"1x1 mask": ["q5", 0], "64x1 mask": ["q6", 0]},
+    "LATENT": {"64x1 latent": ["q7", 0], "empty 2x2 SD latent": ["q8", 0]},
+    "MODEL": {"starter MODEL": ["p1", 0], "DoSSR MODEL": ["p2", 0], "SD 2.1 MODEL": ["p9", 0],
+              "TADSR MODEL": ["p10", 0], "ResShift MODEL": ["p12", 0]},
+    "VAE": {"starter VAE": ["p1", 1], "SD VAE": ["p2", 2], "TADSR VAE": ["p10", 1], "ResShift VQ VAE": ["p12", 1]},
+}
+INTERNAL_NAMES = re.compile(r"\b(AttributeError|KeyError|TypeError|IndexError|RuntimeError|ZeroDivisionError|"
+                            r"NoneType|index out of range|object has no attribute|unexpected keyword)\b")
+
+
+def shape_cases(node_id: str, name: str, kind: str, base_link) -> list[tuple[str, list]]:
+    """The input's pool without the link it already has, sampled by FUZZ_SEED."""
+    pool = [(label, link) for label, link in SHAPE_POOLS[kind].items() if link != base_link]
+    per_input = os.environ.get("SHAPE_CASES_PER_INPUT", "2")
+    if per_input != "all":
+        rng = random.Random(int(hashlib.sha256(f"{fuzz_seed()}/shape/{node_id}/{name}".encode()).hexdigest()[:16], 16))
+        pool = rng.sample(pool, min(int(per_input), len(pool)))
+    return pool
+
+
+def fuzz_seed() -> str:
+    return os.environ.get("FUZZ_SEED", "0")
+
+
+def check_shape_outcome(comfy, prompt, node_id, display, name, label) -> str:
+    where = f"{node_id}.{name} = {label} (FUZZ_SEED={fuzz_seed()})"
+    try:
+        comfy.run(prompt, timeout=300)
+        return "ran"
+    except PromptRejected as e:
+        assert set(e.node_errors) == {"n"}, f"{where}: rejected, but not at the node under test: {e.body}"
+        text = json.dumps(e.node_errors["n"]["errors"])
+        assert_clear(text, where)
+        return "rejected"
+    except ExecutionFailed as e:
+        error = next(data for kind, data in e.status["messages"] if kind == "execution_error")
+        assert error["node_id"] == "n", f"{where}: failed in another node: {error}"
+        message = error["exception_message"]
+        assert_clear(message, where)
+        assert not INTERNAL_NAMES.search(message + " " + error["exception_type"]), (
+            f"{where}: Python internals in the error: {error['exception_type']}: {message!r}")
+        assert display in message or name in message, f"{where}: names neither the node nor the input: {message!r}"
+        return "failed"
+
+
+def test_every_pack_node_meets_degenerate_shapes_and_other_methods_models_clearly(comfy, shipped_models, report_table):
+    shutil.copy(SAMPLE, comfy.input_dir / SAMPLE.name)
+    print(f"FUZZ_SEED={fuzz_seed()} SHAPE_CASES_PER_INPUT={os.environ.get('SHAPE_CASES_PER_INPUT', '2')}")
+    info_all = comfy.get("/object_info")
+    pack_nodes = sorted(n for n in info_all if n.startswith(PREFIX))
+    reference = run_reference(comfy)
+    tally, outcomes = {}, []
+    for node_id in pack_nodes:
+        info = info_all[node_id]
+        display = info.get("display_name") or node_id
+        base = valid_values(node_id, info, comfy)
+        for group in ("required", "optional"):
+            for name, spec in info["input"].get(group, {}).items():
+                kind = kind_of(spec)
+                if kind not in SHAPE_POOLS:
+                    continue
+                for label, link in shape_cases(node_id, name, kind, base.get(name)):
+                    prompt = node_prompt(node_id, info, base)
+                    prompt.update(json.loads(json.dumps(SHAPE_NODES)))
+                    prompt["n"]["inputs"][name] = link
+                    outcome = check_shape_outcome(comfy, prompt, node_id, display, name, label)
+                    tally[outcome] = tally.get(outcome, 0) + 1
+                    outcomes.append(f"{node_id}.{name}={label}:{outcome}")
+        assert np.array_equal(run_reference(comfy), reference), (
+            f"after {node_id}'s shape cases the reference changed (FUZZ_SEED={fuzz_seed()})")
+    assert tally.get("ran", 0) and sum(tally.values()) >= len(pack_nodes)
+    report_table(f"fuzz shapes and mismatches (FUZZ_SEED={fuzz_seed()}): {sum(tally.values())} cases: {tally}")
+    print("\n".join(outcomes))
