@@ -156,3 +156,47 @@ def test_layout_check_sees_overlaps_stray_nodes_and_backward_links():
     stray = copy.deepcopy(good)
     stray["nodes"][2]["bounding"] = [1300, 10, 100, 100]
     assert layout_problems(stray) == ["node 3 (VAEDecode) is inside groups []"]
+
+
+DOWNLOAD_REFUSED = ("not allowed", "Only allowed suffixes", "Invalid directory")  # the dialog's errors (1.32.9)
+
+
+def with_model_files_missing(workflow: dict, extra_entry: dict | None = None) -> dict:
+    """A copy whose model widgets, and their properties.models entries, name files the server does not have;
+    extra_entry (name, url, directory) is added to the first model loader's entries."""
+    workflow = copy.deepcopy(workflow)
+    for node in workflow["nodes"]:
+        values = node.get("widgets_values") or []
+        named = [i for i, v in enumerate(values) if workflow_builder.is_model_value(v)]
+        for i in named:
+            values[i] = f"missing_{values[i]}"
+        entries = node.setdefault("properties", {}).setdefault("models", [])
+        for entry in entries:
+            entry["name"] = f"missing_{entry['name']}"
+        if named and extra_entry:
+            values[named[0]] = extra_entry["name"]
+            entries.append(extra_entry)
+            extra_entry = None
+    return workflow
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.stem)
+def test_with_its_model_files_missing_a_workflow_shows_no_download_error(page, comfy, path):
+    """What a new user meets first: the Missing Models report may list files, but never with the editor's
+    refusal to download one (issue 27)."""
+    workflow = with_model_files_missing(comfy_live.load_workflow(path))
+    comfy_browser.load_workflow(page, workflow, f"{path.stem}_missing_models")
+    shown = comfy_browser.shown_errors(page)
+    refused = [text for text in shown if any(error in text for error in DOWNLOAD_REFUSED)]
+    assert not refused, f"{path.stem}: the page shows a refused download: {refused}"
+
+
+def test_the_missing_models_check_sees_a_refused_download(page, comfy):
+    """The same check on a workflow with a Google Drive entry (the kind the workflows had): the report shows
+    the editor's refusal, so the test above can fail."""
+    drive = {"name": "dossr_default.ckpt", "directory": "dossr",
+             "url": "https://drive.google.com/drive/folders/1BTGRbAqXDSNWjyUnTLgDfmjd2xyu8GvP"}
+    workflow = with_model_files_missing(comfy_live.load_workflow(WORKFLOWS[0]), {**drive, "name": "missing_dossr.ckpt"})
+    comfy_browser.load_workflow(page, workflow, "drive_entry")
+    shown = comfy_browser.shown_errors(page)
+    assert any("not allowed" in text for text in shown), shown

@@ -26,7 +26,8 @@ def main():
             info = server.start().object_info()
         finally:
             server.stop()
-    model_files = {name: frontend_model_entry(entry) for name, entry in all_model_files().items()}
+    entries = {name: frontend_model_entry(name, entry) for name, entry in all_model_files().items()}
+    model_files = {name: entry for name, entry in entries.items() if entry is not None}
     for name, (nodes, titles, *note) in all_workflows().items():
         path = comfy_live.PACK_DIR / "workflows" / f"{name}.json"
         workflow = build_workflow(nodes, info, titles, note[0] if note else None, model_files)

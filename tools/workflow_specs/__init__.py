@@ -35,8 +35,13 @@ def all_model_files() -> dict:
     return found
 
 
-def frontend_model_entry(entry: dict) -> dict:
-    """A MODEL_FILES entry in the frontend's form (url, directory, hash, hash_type)."""
+def frontend_model_entry(name: str, entry: dict) -> dict | None:
+    """A MODEL_FILES entry in the frontend's form (url, directory, hash, hash_type), or None when the editor
+    would not download it (tools/frontend_download.py): then the workflow's note gives the page instead."""
+    from frontend_download import downloadable
+
+    if not downloadable(name, entry["url"]):
+        return None
     out = {"url": entry["url"], "directory": entry["directory"]}
     if entry.get("sha256"):
         out.update(hash=entry["sha256"], hash_type="SHA256")

@@ -17,6 +17,12 @@ MODEL_FILES = {
     "dossr_onestep.ckpt": {"url": DOSSR_DRIVE, "directory": "dossr", "license": DOSSR_LICENSE},
 }
 
+# Note text for every graph on SD 2.1-base: the editor cannot download it (its page is gone; tools/frontend_download.py).
+SD21_FILE_NOTE = f"""- `models/checkpoints/{SD21_BASE}`: Stable Diffusion 2.1-base (512, eps), loaded by the stock
+  *Load Checkpoint*. Its original page ({SD21_BASE_URL}) has been taken down,
+  so the editor cannot download it: use a copy of that exact file from a mirror you trust (search the hub for
+  `{SD21_BASE}`) and compare its hash with the one the mirror publishes. Licence: {SD21_LICENSE}."""
+
 # Note text shared by every graph on dossr_default.ckpt.
 DOSSR_FILES_NOTE = f"""
 ## Model files

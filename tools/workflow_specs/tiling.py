@@ -1,7 +1,7 @@
 """Large images with tiles everywhere (SPEC §7, issue 15). The spec format is in make_workflows.py."""
-from .common import FIT_DOSSR, FIT_TITLE, RESTORE_TITLE, SAMPLE, SPLIT_TITLE
+from .common import DOSSR_DRIVE, DOSSR_LICENSE, FIT_DOSSR, FIT_TITLE, RESTORE_TITLE, SAMPLE, SPLIT_TITLE
 
-NOTE = """\
+NOTE = f"""\
 ## DoSSR x4 for large images (1024² LR -> 4096²)
 
 The `dossr_x4` graph with tiles at every stage, so a 4096² result fits in a few GB of memory:
@@ -14,9 +14,9 @@ Any input size works: the x4 image is padded with zeros to a multiple of 64 (Fit
 result cropped back to exactly x4 (Restore Size).
 
 ## Model files
-`dossr_default.ckpt` from the DoSSR authors' release (github.com/AMD-AIG-AIMA/DoSSR;
-licence and hash: see that repository), in `ComfyUI/models/dossr/`. It holds SD 2.1-base, its
-ControlNet, the condition encoder and the ESRGAN preprocessor.
+`dossr_default.ckpt` from the [DoSSR Google Drive folder]({DOSSR_DRIVE}) linked in the DoSSR README
+(github.com/AMD-AIG-AIMA/DoSSR), in `ComfyUI/models/dossr/` (the editor cannot download from Drive). It holds
+SD 2.1-base, its ControlNet, the condition encoder and the ESRGAN preprocessor. Licence: {DOSSR_LICENSE}.
 
 ## Knobs
 These trade memory for speed (none of them changes the picture much):
