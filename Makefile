@@ -27,4 +27,5 @@ train-starter: dev-extras
 
 # README pictures (workflows/assets/): before/after, TSS maps, workflow screenshots; not part of test.
 docs: bootstrap
+	$(PY) tools/make_help_pages.py
 	$(PY) tools/make_docs.py

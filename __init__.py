@@ -14,6 +14,10 @@ MODEL_FOLDERS = {
     "resshift": "ResShift / SinSR / TAD-SR networks and the VQGAN f4 autoencoder",
     "timeaware_sr": "the pack's own small starter SR model",
 }
+# The node library's help pages (web/docs/<node id>.md, made by tools/make_help_pages.py): ComfyUI serves this
+# folder at /extensions/<pack folder>/, where the frontend looks for them.
+WEB_DIRECTORY = "./web"
+
 # Weights that ship inside the pack (the starter model) are found without any set-up.
 BUNDLED_WEIGHTS = {"timeaware_sr": os.path.join(os.path.dirname(os.path.abspath(__file__)), "model_patches", "weights")}
 

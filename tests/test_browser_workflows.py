@@ -200,3 +200,20 @@ def test_the_missing_models_check_sees_a_refused_download(page, comfy):
     comfy_browser.load_workflow(page, workflow, "drive_entry")
     shown = comfy_browser.shown_errors(page)
     assert any("not allowed" in text for text in shown), shown
+
+
+OPEN_HELP_JS = """id => {
+  // What the node library's help button does: the Nodes tab, then the node's help page in it.
+  const pinia = document.querySelector('#vue-app').__vue_app__.config.globalProperties.$pinia;
+  const def = pinia._s.get('nodeDef').nodeDefsByName[id];
+  if (pinia._s.get('sidebarTab').activeSidebarTabId !== 'node-library')
+    pinia._s.get('sidebarTab').toggleSidebarTab('node-library');
+  pinia._s.get('nodeHelp').openHelp(def);
+}"""
+
+
+def test_the_node_library_shows_a_pack_nodes_help_page(page, comfy):
+    page.evaluate(OPEN_HELP_JS, "TimeAwareSR_RestoreSize")
+    tooltip = comfy.object_info()["TimeAwareSR_RestoreSize"]["input"]["optional"]["mask"][1]["tooltip"]
+    page.get_by_text(tooltip[:40], exact=False).first.wait_for(state="visible", timeout=30_000)
+    assert page.get_by_role("heading", name="Inputs").first.is_visible()
