@@ -100,6 +100,7 @@ def test_shipped_workflow_in_the_browser(page, comfy, shipped_models, screenshot
     problems = layout_problems(comfy_browser.graph_state(page))
     assert not problems, "\n".join(problems)
     comfy_browser.fit_view(page)
+    assert not comfy_browser.visible_dialogs(page), "a dialog is open over the graph: no screenshot of it"
     page.screenshot(path=str(screenshots / f"{path.stem}.png"))
 
     expected = comfy_live.workflow_to_prompt(workflow, comfy.object_info())

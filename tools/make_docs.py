@@ -7,11 +7,16 @@ Writes to --out:
   starter_sr_x4 workflow on a live ComfyUI server, next to the original, with a zoomed crop of each;
 - tss_maps.png: the SDS variance map of that low-resolution image and the per-pixel timestep each
   pixel gets at the middle step of tss_starter_x4's settings (the pack's own functions);
-- workflow_<name>.jpg: each shipped workflow as ComfyUI's page shows it (headless Chromium; the
-  model files are the test suite's tiny stand-ins, so no download dialog covers the graph).
+- families.jpg: one workflow per method family on the sample (input, bicubic, result), the SD-based ones on the
+  test suite's random-weight stand-ins and labelled so;
+- sample_<name>.jpg: those workflows' "sample" group as ComfyUI's page shows it, at a zoom that reads at the
+  README's width; workflow_<name>.jpg: each whole shipped workflow (headless Chromium; the model files are
+  the test suite's tiny stand-ins, so no missing-model report covers the graph; a picture is refused while
+  any dialog is open).
 Not part of `make test`: it needs a few minutes and the browser.
 """
 import argparse
+import io
 import pathlib
 import shutil
 import sys
@@ -108,30 +113,73 @@ def tss_maps(lr: Image.Image) -> Image.Image:
                 labelled(t_img, f"timestep at step {middle}/{TSS_STEPS}: {lo:.0f} (blue) to {hi:.0f} (yellow)")])
 
 
+# One workflow per method family: its "sample" group is pictured at a readable zoom, its result shown below.
+FAMILIES = {"starter_sr_x4": "starter model (trained, bundled)", "dossr_tss_x4": "DoSSR with TSS",
+            "tadsr_x4": "TADSR", "tasr_x4": "TASR", "sinsr_onestep_x4": "SinSR (one step)"}
+README_WIDTH = 1000  # px a README image is shown at, at most: a group wider than this is zoomed out to fit
+
+
+def open_without_dialogs(browser, client, path: pathlib.Path, viewport: dict):
+    page = comfy_browser.open_page(browser, client.base_url)
+    page.set_viewport_size(viewport)
+    comfy_browser.load_workflow(page, comfy_live.load_workflow(path), path.stem)
+    dialogs = comfy_browser.visible_dialogs(page)
+    if dialogs:
+        raise RuntimeError(f"{path.stem}: a dialog is open over the graph, not taking the picture: {dialogs}")
+    return page
+
+
 def screenshots(client, out: pathlib.Path) -> list[pathlib.Path]:
+    """workflow_<name>.jpg: the whole graph (linked from the README; too wide to read inline);
+    sample_<name>.jpg: the family workflows' "sample" group at 100 % zoom (less where wider than README_WIDTH)."""
     comfy_browser.store_settings(client.base_url)
     playwright, browser = comfy_browser.launch()
     written = []
     try:
         for path in sorted((PACK_DIR / "workflows").glob("*.json")):
-            page = comfy_browser.open_page(browser, client.base_url)
-            page.set_viewport_size({"width": 2600, "height": 900})
-            comfy_browser.load_workflow(page, comfy_live.load_workflow(path), path.stem)
+            page = open_without_dialogs(browser, client, path, {"width": 2600, "height": 900})
             comfy_browser.fit_view(page)
-            dialogs = page.evaluate(comfy_browser.VISIBLE_DIALOGS_JS)
-            if dialogs:
-                raise RuntimeError(f"{path.stem}: a dialog is open over the graph, not taking the picture: {dialogs}")
-            png = out / f"workflow_{path.stem}.png"
-            page.screenshot(path=str(png))
-            page.close()
             target = out / f"workflow_{path.stem}.jpg"
-            image = Image.open(png).convert("RGB")
+            image = Image.open(io.BytesIO(page.screenshot())).convert("RGB")
             image.resize((image.width * 2 // 3, image.height * 2 // 3), Image.LANCZOS).save(target, quality=82)
-            png.unlink()
+            page.close()
+            written.append(target)
+            if path.stem not in FAMILIES:
+                continue
+            page = open_without_dialogs(browser, client, path, {"width": README_WIDTH + 120, "height": 1300})
+            (box,) = [g["bounding"] for g in comfy_browser.graph_state(page)["groups"] if g["title"] == "sample"]
+            clip = comfy_browser.show_box(page, box, min(1.0, README_WIDTH / box[2]))
+            target = out / f"sample_{path.stem}.jpg"
+            Image.open(io.BytesIO(page.screenshot(clip=clip))).convert("RGB").save(target, quality=90)
+            page.close()
             written.append(target)
     finally:
         comfy_browser.close(playwright, browser)
     return written
+
+
+def family_results(client) -> Image.Image:
+    """Each family workflow, as shipped, on the sample: input (nearest x4), bicubic x4 and its result. All but the
+    starter run on the test suite's random-weight stand-ins, so their pictures show the graph runs, not quality."""
+    lr = Image.open(PACK_DIR / "workflows" / "assets" / "chelsea_lr.png").convert("RGB")
+    big = (lr.width * SCALE, lr.height * SCALE)
+    rows = []
+    for name, family in FAMILIES.items():
+        workflow = comfy_live.load_workflow(PACK_DIR / "workflows" / f"{name}.json")
+        overrides = {(n["id"], "image"): "chelsea_lr.png" for n in workflow["nodes"] if n["type"] == "LoadImage"}
+        outputs = client.run(comfy_live.workflow_to_prompt(workflow, client.object_info(), overrides))
+        [path] = [p for node_id in outputs for p in client.output_images(outputs, node_id)]
+        result = Image.open(path).convert("RGB")
+        kind = "trained weights" if name == "starter_sr_x4" else "RANDOM-WEIGHT STAND-IN: shows the wiring, not quality"
+        rows.append(row([labelled(lr.resize(big, Image.NEAREST), f"{family}: input (nearest x4)"),
+                         labelled(lr.resize(big, Image.BICUBIC), "bicubic x4"),
+                         labelled(result, f"{name} ({kind})")]))
+    out = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 8 for r in rows)), "white")
+    y = 0
+    for r in rows:
+        out.paste(r, (0, y))
+        y += r.height + 8
+    return out
 
 
 def main():
@@ -159,6 +207,8 @@ def main():
             print(f"wrote {args.out / 'before_after.jpg'}")
             tss_maps(lr).save(args.out / "tss_maps.png", optimize=True)
             print(f"wrote {args.out / 'tss_maps.png'}")
+            family_results(client).save(args.out / "families.jpg", quality=88)
+            print(f"wrote {args.out / 'families.jpg'}")
             for path in screenshots(client, args.out):
                 print(f"wrote {path}")
         except Exception:

@@ -188,3 +188,18 @@ def fit_view(page, margins=(70, 110, 20, 20)):
       c.setDirty(true, true);
     }""", list(margins))
     rendered(page)
+
+
+def show_box(page, box, scale: float, margin: int = 12, left: int = 70, top: int = 110) -> dict:
+    """Zoom to `scale` and pan so the canvas box (x, y, w, h) sits `margin` px inside the canvas, right of the
+    page's side bar and below its top menus; returns the screenshot clip (CSS px) around it. The viewport must be
+    large enough."""
+    page.evaluate("""([box, scale, margin, left, top]) => {
+      const c = window.app.canvas;
+      c.ds.scale = scale;
+      c.ds.offset[0] = (left + margin) / scale - box[0];
+      c.ds.offset[1] = (top + margin) / scale - box[1];
+      c.setDirty(true, true);
+    }""", [list(box), scale, margin, left, top])
+    rendered(page)
+    return {"x": left, "y": top, "width": box[2] * scale + 2 * margin, "height": box[3] * scale + 2 * margin}
