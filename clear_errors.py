@@ -4,7 +4,8 @@ The pack's error policy, everywhere (nodes, samplers, patches, loaders):
 - `InputError` for anything the user fed a node: a value, an image, a latent, sigmas, a model or
   VAE wired to the wrong input. The message names the input and says what to connect or set.
 - `CheckpointError` for a model file: missing, unreadable, unsafe, or not the layout expected. The
-  message says what the file looks like and what was expected.
+  message says what the file looks like and what it should hold; the loader node (nodes/pack_node.py)
+  puts its own name and the file input's in front and shows no local path.
 - `require_finite` / `require_finite_output` where an input tensor or a model's output may hold NaN
   or infinity; every sampler names the model at its first non-finite step.
 Other exceptions are bugs of the pack. ComfyUI shows an exception's message and its class's full
@@ -25,9 +26,14 @@ class InputError(ValueError):
 
 
 class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable, or not what the loader expects."""
+    """A checkpoint that is missing, unreadable, or not what the loader expects. `file` is the file or
+    folder it is about (a full path, never shown): the loader node names the input that chose it."""
 
     __module__ = "TimeAwareSR"
+
+    def __init__(self, message: str, file: str | None = None):
+        super().__init__(message)
+        self.file = file
 
 
 def plain(text: str) -> str:

@@ -1,14 +1,20 @@
 """Reading released checkpoints safely, and saying clearly what is wrong with one.
 
-Files are read with ComfyUI's loader in safe mode: safetensors, or torch.load(weights_only=True),
-so a pickle that would run code is refused, never executed.
+Files are read in safe mode, as ComfyUI's loader reads them: safetensors, or torch.load(weights_only=True)
+(so a pickle that would run code is refused, never executed) with ComfyUI's unwrapping of a 'state_dict'
+or single entry. Whatever a file holds, its loader's error says it in words: `read_checkpoint` refuses
+content that is no dictionary (a list, a tensor, a number, None), `named_tensors` (every loader's shared
+check) a dictionary without named tensors (empty, nested one level deeper, non-tensor values, numbered
+keys), `sizes_from_weights` tensors of another rank than a network's sizes are read from. Errors carry
+the file (`CheckpointError.file`); the loader node names its input (nodes/validation.py).
 """
+import contextlib
 import os
 import re
 
 import torch
 
-from ..clear_errors import CheckpointError
+from ..clear_errors import CheckpointError, InputError
 
 # Prefix -> what a file with keys under it is, for telling users what they gave us.
 KNOWN_LAYOUTS = [
@@ -38,23 +44,137 @@ def strip_wrappers(sd: dict) -> dict:
     return sd
 
 
-def read_checkpoint(path: str) -> dict:
-    """The file's tensors, with any `state_dict` wrapper and training-wrapper prefixes removed."""
+def read_checkpoint(path: str, holds: str = "") -> dict:
+    """The file's dictionary, with any `state_dict` wrapper and training-wrapper prefixes removed; a file
+    that is not a dictionary (a list, a tensor, a number, ...) is refused in words, `holds` saying what it
+    should hold. Every CheckpointError raised here carries the path as its `file`."""
     import comfy.utils
 
     name = os.path.basename(path)
     if not os.path.isfile(path):
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"{name} was not found", file=path)
     problem = what_is_wrong_with(path)
     if problem:
-        raise CheckpointError(problem)
+        raise CheckpointError(problem, file=path)
     try:
-        sd = comfy.utils.load_torch_file(path, safe_load=True)
+        if name.lower().endswith(SAFETENSORS_EXTENSIONS):
+            content = comfy.utils.load_torch_file(path, safe_load=True)
+        else:
+            content = load_pickle(path)
     except Exception as e:  # torch and safetensors raise many types for bad files
-        raise CheckpointError(load_failure_message(name, path, e)) from None
-    if not isinstance(sd, dict):
-        raise CheckpointError(f"{name} holds a {type(sd).__name__}, not a dictionary of weights")
-    return strip_wrappers(sd)
+        raise CheckpointError(load_failure_message(name, path, e), file=path) from None
+    content, where = unwrap(content)
+    if not isinstance(content, dict):
+        raise CheckpointError(f"{name} holds {what_it_is(content)}{where}, not a dictionary of named tensors"
+                              + should_hold(holds), file=path)
+    return strip_wrappers(content)
+
+
+def load_pickle(path: str):
+    """torch.load in safe mode (weights_only: tensors and plain data, never code), as ComfyUI's
+    load_torch_file(safe_load=True) reads a PyTorch file, without its unwrapping (`unwrap`)."""
+    import comfy.utils
+
+    mmap = {"mmap": True} if getattr(comfy.utils, "MMAP_TORCH_FILES", False) else {}
+    return torch.load(path, map_location="cpu", weights_only=True, **mmap)
+
+
+def unwrap(content) -> tuple[object, str]:
+    """ComfyUI's load_torch_file rule: a dictionary's 'state_dict' entry, or the one entry of a
+    one-entry dictionary when that entry is a dictionary; and where it was, in words, for messages.
+    Anything else (a list, a tensor, a number) is returned as it is, to be refused by name."""
+    if isinstance(content, dict):
+        if "state_dict" in content:
+            return content["state_dict"], " under 'state_dict'"
+        if len(content) == 1:
+            (key, value), = content.items()
+            if isinstance(value, dict):
+                return value, f" under {str(key)!r}"
+    return content, ""
+
+
+def what_it_is(value) -> str:
+    """A value read from a file, in words: 'a list of 3 items', 'a single tensor of shape (4, 4)', ..."""
+    if isinstance(value, torch.Tensor):
+        return f"a single tensor of shape {tuple(value.shape)}"
+    if value is None:
+        return "nothing (None)"
+    if isinstance(value, bool):
+        return f"the truth value {value}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value[:40]!r}"
+    if isinstance(value, (bytes, bytearray)):
+        return f"{len(value)} bytes of raw data"
+    kinds = {list: "a list", tuple: "a tuple", set: "a set", dict: "a dictionary"}
+    for kind, words in kinds.items():
+        if isinstance(value, kind):
+            return f"{words} of {len(value)} item{'s' if len(value) != 1 else ''}"
+    return f"a {type(value).__name__} value"
+
+
+def should_hold(holds: str) -> str:
+    return f". It should hold {holds}" if holds else ""
+
+
+def named_tensors(content, subject: str, holds: str = "", file: str | None = None) -> dict:
+    """The tensors of a dictionary of named tensors (entries that are not a named tensor are left out,
+    as no loader reads them), or a CheckpointError in words saying what `subject` (e.g. 'model.pth',
+    "tadsr.pkl: its state_dict_vae") holds instead and what it should hold: the shared check of every
+    loader, before it reads any key."""
+    if not isinstance(content, dict):
+        problem = f"holds {what_it_is(content)}, not a dictionary of named tensors"
+    else:
+        tensors = {k: v for k, v in content.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+        nested = [k for k, v in content.items() if isinstance(v, dict)
+                  and any(isinstance(x, (torch.Tensor, dict)) for x in v.values())]
+        unnamed = [k for k, v in content.items() if not isinstance(k, str) and isinstance(v, torch.Tensor)]
+        if not content:
+            problem = "is an empty dictionary: it holds no tensors"
+        elif nested:
+            problem = (f"holds no tensors at its top level: they are nested one level deeper, under "
+                       f"{', '.join(repr(str(k)) for k in nested[:4])}")
+        elif unnamed:
+            problem = (f"holds tensors without names: its keys are {', '.join(what_it_is(k) for k in unnamed[:3])}, "
+                       f"not weight names")
+        else:
+            shown = "; ".join(f"{str(k)!r} is {what_it_is(v)}" for k, v in list(content.items())[:3])
+            problem = f"holds no tensors ({shown}{'; ...' if len(content) > 3 else ''})"
+    raise CheckpointError(f"{subject} {problem}{should_hold(holds)}", file=file)
+
+
+def read_weights(path: str, holds: str) -> dict:
+    """read_checkpoint, then named_tensors: the file's named tensors, or why the file has none."""
+    return named_tensors(read_checkpoint(path, holds), os.path.basename(path), holds, file=path)
+
+
+@contextlib.contextmanager
+def about_file(path: str):
+    """CheckpointErrors raised inside without a file are about `path` (for the node to name its input)."""
+    try:
+        yield
+    except CheckpointError as e:
+        if e.file is None:
+            e.file = path
+        raise
+
+
+@contextlib.contextmanager
+def sizes_from_weights(subject: str):
+    """Reading a network's sizes off its weights: a missing key, or a tensor of another rank or size than
+    the layout has (the index and arithmetic errors that gives), becomes a CheckpointError in words."""
+    try:
+        yield
+    except (CheckpointError, InputError):
+        raise
+    except KeyError as e:
+        raise CheckpointError(f"{subject} are incomplete: no {e.args[0] if e.args else 'expected key'}") from e
+    except (IndexError, ValueError, TypeError, ZeroDivisionError, AttributeError) as e:
+        raise CheckpointError(f"{subject} do not have the expected layout: some tensor has another number of "
+                              f"dimensions or another size than that layout gives it") from e
 
 
 SAFETENSORS_EXTENSIONS = (".safetensors", ".sft")
@@ -155,11 +275,13 @@ def load_failure_message(name: str, path: str, error: Exception) -> str:
             sign in text for sign in ("truncated", "Ran out of input", "central directory", "unexpected EOF")):
         return f"{name} is a truncated checkpoint: it ends before its data does; download it again"
     first_line = text.strip().split("\n")[0][:200]
-    return f"{name} is corrupt or not a checkpoint ({type(error).__name__}: {first_line})"
+    return f"{name} is corrupt or not a checkpoint: PyTorch cannot read it ({first_line})"
 
 
 def describe(sd: dict) -> str:
     """A short human description of what a state dict looks like."""
+    if not sd:
+        return "it is an empty dictionary (no tensors)"
     found = [what for prefix, what in KNOWN_LAYOUTS if any(isinstance(k, str) and k.startswith(prefix) for k in sd)]
     tensors = sum(isinstance(v, torch.Tensor) for v in sd.values())
     if found:

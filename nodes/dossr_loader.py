@@ -9,8 +9,12 @@ from .pack_node import PackNode
 FOLDER = "dossr"
 
 
+HINT = ("dossr_default.ckpt (or dossr_onestep.ckpt) goes there, from the DoSSR Google Drive folder "
+        "https://drive.google.com/drive/folders/1BTGRbAqXDSNWjyUnTLgDfmjd2xyu8GvP")
+
+
 class DoSSRCheckpointLoader(PackNode):
-    model_files = {"ckpt_name": (FOLDER, "download dossr_default.ckpt from the DoSSR release")}
+    model_files = {"ckpt_name": (FOLDER, HINT)}
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -24,7 +28,8 @@ class DoSSRCheckpointLoader(PackNode):
             "wired to the apply node), and the ESRGAN preprocessor as an upscale model.",
             inputs=[
                 io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list(FOLDER),
-                               tooltip="DoSSR checkpoint in models/dossr/ (.ckpt, .pth or .safetensors)."),
+                               tooltip="DoSSR checkpoint in models/dossr/ (.ckpt, .pth or .safetensors). An empty list "
+                               f"means an empty folder: {HINT}."),
             ],
             outputs=[
                 io.Model.Output(display_name="MODEL", tooltip="The SD 2.1 diffusion model that draws the detail."),

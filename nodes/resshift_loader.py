@@ -10,8 +10,12 @@ FOLDER = "resshift"
 PRESET_OPTIONS = ["auto", "resshift_v1", "resshift_v3", "sinsr", "tad_sr"]
 
 
+HINT = ("autoencoder_vq_f4.pth and the ResShift networks go there, from https://github.com/zsyOAOA/ResShift/releases; "
+        "SinSR_v1.pth from https://github.com/wyf0912/SinSR/releases")
+
+
 class ResShiftLoader(PackNode):
-    model_files = {name: (FOLDER, "download it from the ResShift or SinSR release") for name in ("ckpt_name", "vae_name")}
+    model_files = {name: (FOLDER, HINT) for name in ("ckpt_name", "vae_name")}
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -26,10 +30,11 @@ class ResShiftLoader(PackNode):
             inputs=[
                 io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list(FOLDER),
                                tooltip="The network: resshift_realsrx4_s15_v1.pth, resshift_realsrx4_s4_v3.pth, "
-                               "SinSR_v1.pth or a TAD-SR file, in models/resshift/."),
+                               f"SinSR_v1.pth or a TAD-SR file, in models/resshift/. An empty list means an empty folder: {HINT}."),
                 io.Combo.Input("vae_name", options=folder_paths.get_filename_list(FOLDER),
                                tooltip="autoencoder_vq_f4.pth from the ResShift release; every network here was trained "
-                               "on its latents, so any other VAE gives garbage."),
+                               "on its latents, so any other VAE gives garbage. An empty list means an empty folder: "
+                               f"{HINT}."),
                 io.Combo.Input("preset", options=PRESET_OPTIONS, default="auto",
                                tooltip="The schedule the network was trained with: resshift_v1 (15 steps, also v2), "
                                "resshift_v3 (4 steps), sinsr and tad_sr (1 step). 'auto' reads it from the file name. "

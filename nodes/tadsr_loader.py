@@ -32,8 +32,19 @@ def time_vae_path(name: str) -> str:
     return os.path.join(folder_paths.get_folder_paths(FOLDER)[0], name)  # the loader reports it missing
 
 
+HINT = "tadsr.pkl and the time_vae/ folder go there, from https://huggingface.co/zty557/TADSR"
+
+
 class LoadTADSR(PackNode):
-    model_files = {"tadsr_name": (FOLDER, "download tadsr.pkl from the TADSR release")}
+    model_files = {"tadsr_name": (FOLDER, HINT)}
+    model_folders = (FOLDER,)
+
+    @classmethod
+    def file_inputs(cls, values: dict) -> dict[str, str]:
+        found = super().file_inputs(values)
+        if isinstance(values.get("time_vae"), str):
+            found["time_vae"] = time_vae_path(values["time_vae"])
+        return found
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -48,7 +59,8 @@ class LoadTADSR(PackNode):
                 io.Model.Input("model", tooltip="SD 2.1-base (v2-1_512-ema-pruned) from Load Checkpoint; TADSR's LoRA "
                                "was trained on it, other models give a clear error."),
                 io.Combo.Input("tadsr_name", options=lora_files(),
-                               tooltip="tadsr.pkl in models/tadsr/: the UNet LoRA, the encoder LoRA and its time layers."),
+                               tooltip="tadsr.pkl in models/tadsr/: the UNet LoRA, the encoder LoRA and its time layers. "
+                               f"An empty list means an empty folder: {HINT}."),
                 io.Combo.Input("time_vae", options=time_vae_folders(),
                                tooltip="The time_vae/ folder in models/tadsr/ (config.json + diffusion_pytorch_model.*)."),
                 io.Float.Input("strength", default=1.0, min=0.0, max=2.0, step=0.05,
@@ -66,8 +78,8 @@ class LoadTADSR(PackNode):
     def rule(cls, v) -> bool | str:
         time_vae = v.get("time_vae")
         if time_vae is not None and time_vae not in time_vae_folders():  # the folder as it is now
-            where = ", ".join(folder_paths.get_folder_paths(FOLDER))
-            return f"time_vae {time_vae!r} is not a folder with a config.json in {where}"
+            return (f"time_vae {time_vae!r} is not a folder with a config.json in models/{FOLDER}/ (or the {FOLDER} "
+                    f"paths of extra_model_paths.yaml): download TADSR's time_vae/ folder there")
         return True
 
     @classmethod

@@ -10,8 +10,11 @@ FOLDER = "tasr"
 TASRAdapters = io.Custom("TASR_ADAPTERS")
 
 
+HINT = "tasr_v1.pth goes there, from https://huggingface.co/SleepyLin/TASR"
+
+
 class TASRLoader(PackNode):
-    model_files = {"tasr_name": (FOLDER, "download tasr_v1.pth from the TASR release")}
+    model_files = {"tasr_name": (FOLDER, HINT)}
 
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -25,7 +28,8 @@ class TASRLoader(PackNode):
             "'Apply TASR Adapters'. Sample 20 steps with KSampler's 'ddpm' sampler and 'tasr_spaced' scheduler, CFG 4.",
             inputs=[
                 io.Combo.Input("tasr_name", options=folder_paths.get_filename_list(FOLDER),
-                               tooltip="tasr_v1.pth (or a .safetensors copy) in models/tasr/."),
+                               tooltip=f"tasr_v1.pth (or a .safetensors copy) in models/tasr/. An empty list means an empty "
+                               f"folder: {HINT}."),
             ],
             outputs=[
                 io.ControlNet.Output(display_name="CONTROL_NET",

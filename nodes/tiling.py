@@ -3,7 +3,7 @@ Math: docs/shared.md §7.2."""
 from comfy_api.v0_0_2 import io
 
 from ..model_patches.tiling.tile_grid import BLENDS
-from ..model_patches.tiling.tiled_model import check_overlap, patch_tiled_diffusion
+from ..model_patches.tiling.tiled_model import NODE_NAME, check_overlap, patch_tiled_diffusion
 from .category import CATEGORY
 from .pack_node import PackNode
 
@@ -13,7 +13,7 @@ class TiledDiffusion(PackNode):
     def define_schema(cls) -> io.Schema:
         return io.Schema(
             node_id="TimeAwareSR_TiledDiffusion",
-            display_name="Tiled Diffusion (TimeAwareSR)",
+            display_name=NODE_NAME,
             category=f"{CATEGORY}/model_patches",
             description="Runs every model call on overlapping latent tiles and blends their estimates, so large "
             "images fit in memory. The sampler still sees the whole image (one noise field), so any sampler works; "

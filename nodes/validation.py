@@ -10,6 +10,7 @@ Messages name the node, the input, the value given and what is allowed.
 """
 import math
 import numbers
+import os
 
 from ..clear_errors import InputError
 
@@ -140,10 +141,13 @@ def model_file(name: str, folder: str, hint: str, value) -> bool | str:
     schema was built). The message names the folder as models/<folder>, not the user's local paths."""
     import folder_paths
 
-    if value in folder_paths.get_filename_list(folder):
+    present = folder_paths.get_filename_list(folder)
+    if value in present:
         return True
-    return (f"{name} {_shown(value)} is not in models/{folder}/ (or the {folder} paths of extra_model_paths.yaml)"
-            + (f" ({hint})" if hint else ""))
+    where = f"models/{folder}/ (or the {folder} paths of extra_model_paths.yaml)"
+    if not present:  # a new install: say what goes there, not only that the value is missing
+        return f"{name}: {where} is empty or missing. " + (f"{hint[0].upper()}{hint[1:]}." if hint else "")
+    return f"{name} {_shown(value)} is not in {where}" + (f" ({hint})" if hint else "")
 
 
 def tss_ranges_rule(a_min, a_max, n_min, n_max, a_limit) -> bool | str:
@@ -156,3 +160,53 @@ def tss_ranges_rule(a_min, a_max, n_min, n_max, a_limit) -> bool | str:
     if None not in (n_min, n_max) and n_min > n_max:
         return f"n_min and n_max must satisfy 1 <= n_min <= n_max <= 10, got n_min {n_min}, n_max {n_max}"
     return True
+
+
+def word_checkpoint_error(node_cls, values: dict, error) -> None:
+    """Put the node's name and the file input's name and value in front of a CheckpointError raised
+    while the node ran (in place, once), and replace any local path in it by models/<folder>/.
+
+    The input is the one whose file (or folder) the error is about (`error.file`, set by
+    model_patches/checkpoint_io.py), else the node's only file input; a message that starts with the
+    file's name is continued from the input ("ckpt_name 'x.pth' holds a list ..."). An error about no
+    file (a preset, a MODEL input) gets the node's name only: its message names its input itself."""
+    if getattr(error, "worded", False):
+        return
+    files = node_cls.file_inputs(values)
+    named = None
+    if error.file is not None:
+        named = next((name for name, path in files.items() if _same_or_inside(error.file, path)), None)
+    elif len(files) == 1:
+        named = next(iter(files))
+    message = str(error)
+    if named is not None:
+        shown = f"{named} {_shown(values[named])}"
+        base = os.path.basename(os.path.normpath(files[named]))
+        if message.startswith(base) and message[len(base):len(base) + 1] in (" ", ":"):
+            message = shown + message[len(base):]
+        else:
+            message = f"{shown}: {message}"
+    message = _without_paths(message, node_cls, error.file)
+    error.args = (f"{node_cls.define_schema().display_name}: {message}",)
+    error.worded = True
+
+
+def _same_or_inside(path: str, root: str) -> bool:
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _without_paths(message: str, node_cls, file) -> str:
+    """Local paths in a message as models/<folder>/... (the node's model folders) or the file's name."""
+    import folder_paths
+
+    folders = {folder for folder, _hint in getattr(node_cls, "model_files", {}).values()}
+    folders |= set(getattr(node_cls, "model_folders", ()))
+    roots = [(root, folder) for folder in folders for root in folder_paths.get_folder_paths(folder)]
+    for root, folder in sorted(roots, key=lambda r: -len(r[0])):  # the longest first: nested roots
+        for form in {root, os.path.realpath(root)}:
+            message = message.replace(form.rstrip(os.sep) + os.sep, f"models/{folder}/")
+            message = message.replace(form, f"models/{folder}")
+    if file is not None:
+        message = message.replace(file, os.path.basename(file))
+    return message

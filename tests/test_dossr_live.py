@@ -167,7 +167,8 @@ def test_a_wrong_file_in_the_dossr_folder_fails_saying_what_it_is(comfy, lr_imag
     safetensors.torch.save_file(sd, str(shipped_models["dossr"] / "not_dossr.safetensors"))
     p = custom_prompt(lr_image)
     p["1"]["inputs"]["ckpt_name"] = "not_dossr.safetensors"
-    with pytest.raises(ExecutionFailed, match="not_dossr.safetensors is not a DoSSR checkpoint: it looks like a Stable Diffusion"):
+    with pytest.raises(ExecutionFailed, match="Load DoSSR Checkpoint: ckpt_name 'not_dossr.safetensors' is not a DoSSR "
+                                              "checkpoint: it looks like a Stable Diffusion"):
         comfy.run(p)
 
 

@@ -135,14 +135,14 @@ def test_a_wrong_pickle_and_a_broken_time_vae_fail_saying_what_they_are(comfy, l
     torch.save({"model.diffusion_model.x": torch.zeros(1)}, str(shipped_models["tadsr"] / "not_tadsr.pkl"))
     p = tadsr_prompt(lr_image)
     p["2"]["inputs"]["tadsr_name"] = "not_tadsr.pkl"
-    with pytest.raises(ExecutionFailed, match="not_tadsr.pkl is not a TADSR checkpoint"):
+    with pytest.raises(ExecutionFailed, match="Load TADSR: tadsr_name 'not_tadsr.pkl' is not a TADSR checkpoint"):
         comfy.run(p)
     broken = shipped_models["tadsr"] / "broken_vae"
     broken.mkdir(exist_ok=True)
     (broken / "config.json").write_text(json.dumps(tadsr_factory.time_vae_config("tiny")))  # no weights file
     p = tadsr_prompt(lr_image)
     p["2"]["inputs"]["time_vae"] = "broken_vae"
-    with pytest.raises(ExecutionFailed, match="broken_vae has no weights file"):
+    with pytest.raises(ExecutionFailed, match="Load TADSR: time_vae 'broken_vae' has no weights file"):
         comfy.run(p)
 
 

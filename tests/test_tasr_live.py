@@ -125,5 +125,6 @@ def test_a_dossr_checkpoint_in_the_tasr_folder_fails_saying_what_it_is(comfy, lr
         shutil.copy(shipped_models["dossr"] / "dossr_default.ckpt", link)
     p = ksampler_prompt(lr_image, steps=2)
     p["2"]["inputs"]["tasr_name"] = "not_tasr.ckpt"
-    with pytest.raises(ExecutionFailed, match="not_tasr.ckpt is not a TASR checkpoint: it looks like a ControlNet"):
+    with pytest.raises(ExecutionFailed, match="Load TASR: tasr_name 'not_tasr.ckpt' is not a TASR checkpoint: it looks "
+                                              "like a ControlNet"):
         comfy.run(p)

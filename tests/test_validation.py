@@ -101,3 +101,30 @@ def test_comfyuis_per_run_class_clone_checks_once():
     assert clone.execute.__func__ is DoSSRSampler.execute.__func__
     with pytest.raises(InputError, match="order must be"):
         clone.execute(order=0, t1=500)
+
+
+LOADERS = [("dossr_loader", "DoSSRCheckpointLoader", "ckpt_name"), ("resshift_loader", "ResShiftLoader", "ckpt_name"),
+           ("resshift_loader", "ResShiftLoader", "vae_name"), ("tadsr_loader", "LoadTADSR", "tadsr_name"),
+           ("tasr", "TASRLoader", "tasr_name")]
+
+
+def loader(module: str, name: str):
+    import importlib
+
+    return getattr(importlib.import_module(f"timeaware_sr.nodes.{module}"), name)
+
+
+@pytest.mark.parametrize("module, name, file_input", LOADERS)
+def test_an_empty_model_folder_says_which_files_go_there_and_where_to_get_them(monkeypatch, module, name, file_input):
+    """A new install: the folder is empty (or was never made). The queue-time message names the folder, the files
+    and the page to get them from, where ComfyUI alone would say only "value not in list"."""
+    import folder_paths
+    from workflow_specs import all_model_files  # tools/
+
+    node = loader(module, name)
+    folder = node.model_files[file_input][0]
+    monkeypatch.setattr(folder_paths, "get_filename_list", lambda _folder: [])
+    message = check_inputs(node, {file_input: "whatever.pth"})
+    assert message is not True and f"{file_input}: models/{folder}/" in message and "is empty or missing" in message
+    pages = {e["url"] for f, e in all_model_files().items() if e["directory"] == folder}
+    assert pages and all(page in message for page in pages), (pages, message)

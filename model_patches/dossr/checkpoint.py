@@ -8,7 +8,7 @@ import os
 from typing import NamedTuple
 
 from ...clear_errors import CheckpointError
-from ..checkpoint_io import describe, read_checkpoint, with_prefix
+from ..checkpoint_io import about_file, describe, read_weights, sizes_from_weights, with_prefix
 from ..latent_hint_controlnet import build_latent_hint_controlnet, encoder_only
 from ..sd_components import build_sd2_text_encoder, build_unet, build_upscale_model, build_vae
 
@@ -21,6 +21,8 @@ COMPONENTS = {  # name -> checkpoint prefix
     "ESRGAN preprocessor": "preprocess_model.",
 }
 DOSSR_ONLY = ("ControlNet", "condition encoder", "ESRGAN preprocessor")
+HOLDS = ("a DoSSR checkpoint (dossr_default.ckpt or dossr_onestep.ckpt from the DoSSR release): the whole "
+         "ControlLDM's tensors, named under " + ", ".join(COMPONENTS.values()))
 
 
 class DoSSRComponents(NamedTuple):
@@ -36,8 +38,7 @@ def split_dossr_state_dict(sd: dict, name: str = "checkpoint") -> dict:
     parts = {component: with_prefix(sd, prefix) for component, prefix in COMPONENTS.items()}
     if not any(parts[c] for c in DOSSR_ONLY):
         raise CheckpointError(
-            f"{name} is not a DoSSR checkpoint: {describe(sd)}. A DoSSR checkpoint holds a whole ControlLDM, "
-            f"with keys under {', '.join(COMPONENTS.values())}"
+            f"{name} is not a DoSSR checkpoint: {describe(sd)}. It should hold {HOLDS}"
         )
     missing = [c for c, weights in parts.items() if not weights]
     if missing:
@@ -49,18 +50,28 @@ def split_dossr_state_dict(sd: dict, name: str = "checkpoint") -> dict:
 
 
 def load_dossr(path: str) -> DoSSRComponents:
+    name = os.path.basename(path)
+    with about_file(path):
+        return _build(split_dossr_state_dict(read_weights(path, HOLDS), name), name)
+
+
+def _build(parts: dict, name: str) -> DoSSRComponents:
     import comfy.model_base
 
-    name = os.path.basename(path)
-    parts = split_dossr_state_dict(read_checkpoint(path), name)
     try:
-        model = build_unet(parts["UNet"], model_type=comfy.model_base.ModelType.EPS)  # SD 2.1-base: eps
-        vae = build_vae(parts["VAE"])
+        with sizes_from_weights("the UNet weights"):
+            model = build_unet(parts["UNet"], model_type=comfy.model_base.ModelType.EPS)  # SD 2.1-base: eps
+        with sizes_from_weights("the VAE weights"):
+            vae = build_vae(parts["VAE"])
         decoder = {k: v for k, v in parts["VAE"].items() if k.startswith(("decoder.", "post_quant_conv."))}
-        hint_encoder = encoder_only(build_vae({**decoder, **parts["condition encoder"]}, "condition encoder"))
-        control_net = build_latent_hint_controlnet(parts["ControlNet"], hint_encoder, model.model.model_config)
-        clip = build_sd2_text_encoder(parts["text encoder"])
+        with sizes_from_weights("the condition encoder weights"):
+            hint_encoder = encoder_only(build_vae({**decoder, **parts["condition encoder"]}, "condition encoder"))
+        with sizes_from_weights("the ControlNet weights"):
+            control_net = build_latent_hint_controlnet(parts["ControlNet"], hint_encoder, model.model.model_config)
+        with sizes_from_weights("the text encoder weights"):
+            clip = build_sd2_text_encoder(parts["text encoder"])
         upscale_model = build_upscale_model(parts["ESRGAN preprocessor"])
     except CheckpointError as e:
-        raise CheckpointError(f"{name}: {e}") from None
+        e.args = (f"{name}: {e}",)  # in place: a size error keeps its cause for the log
+        raise
     return DoSSRComponents(model, clip, vae, control_net, upscale_model)

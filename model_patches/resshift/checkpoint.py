@@ -11,12 +11,16 @@ import torch
 
 from ...clear_errors import CheckpointError
 from ...samplers.resshift_schedule import PRESETS
-from ..checkpoint_io import check_keys, describe, read_checkpoint
+from ..checkpoint_io import about_file, check_keys, describe, read_weights, sizes_from_weights
 from .unet_swin import REAL_CONFIG
 
 NETWORK_KEYS = ("time_embed.0.weight", "input_blocks.0.0.weight", "out.2.weight")
 VQ_KEYS = ("encoder.conv_in.weight", "decoder.conv_out.weight", "quantize.embedding.weight", "quant_conv.weight")
 LQ_CHANNELS = 3  # the LR image (RGB) concatenated inside the network
+NETWORK_HOLDS = ("a ResShift / SinSR / TAD-SR network: UNetModelSwin weights (time_embed.*, input_blocks.* with Swin "
+                 "layers, out.*), e.g. resshift_realsrx4_s15_v1.pth or SinSR_v1.pth")
+VQ_HOLDS = ("the VQGAN f4 autoencoder: autoencoder_vq_f4.pth from the ResShift release (encoder.*, decoder.*, "
+            "quantize.embedding.*)")
 
 
 def preset_from_filename(name: str) -> str | None:
@@ -69,12 +73,11 @@ def unet_config_from_weights(sd: dict) -> dict:
 
 def load_network_state_dict(path: str) -> dict:
     name = os.path.basename(path)
-    sd = read_checkpoint(path)
+    sd = read_weights(path, NETWORK_HOLDS)
     if not all(k in sd for k in NETWORK_KEYS) or not any("patch_embed" in k for k in sd):
         hint = " (that is the VQ-f4 autoencoder: choose it as vae_name)" if all(k in sd for k in VQ_KEYS) else ""
-        raise CheckpointError(f"{name} is not a ResShift / SinSR / TAD-SR network: {describe(sd)}{hint}. Expected "
-                              "UNetModelSwin weights (time_embed.*, input_blocks.* with Swin layers, out.*), e.g. "
-                              "resshift_realsrx4_s15_v1.pth or SinSR_v1.pth")
+        raise CheckpointError(f"{name} is not a ResShift / SinSR / TAD-SR network: {describe(sd)}{hint}. It should "
+                              f"hold {NETWORK_HOLDS}")
     return sd
 
 
@@ -85,10 +88,8 @@ def build_resshift_model(sd: dict, preset_name: str, name: str = "network"):
 
     from .model import ResShiftModel
 
-    try:
+    with sizes_from_weights(f"{name}: the ResShift network weights"):
         config = unet_config_from_weights(sd)
-    except (KeyError, ValueError, IndexError) as e:
-        raise CheckpointError(f"{name}: the ResShift network weights are incomplete (no {e})") from None
     if config["in_channels"] != REAL_CONFIG["in_channels"]:
         raise CheckpointError(f"{name}: its first convolution takes {config['in_channels'] + LQ_CHANNELS} channels; a "
                               f"ResShift x4 network takes {REAL_CONFIG['in_channels'] + LQ_CHANNELS} (latent + LR image)")
@@ -106,14 +107,11 @@ def load_vq_f4(path: str):
     from .vq_f4 import VQModelF4, build_vq_f4_vae, vq_config_from_weights
 
     name = os.path.basename(path)
-    sd = read_checkpoint(path)
+    sd = read_weights(path, VQ_HOLDS)
     if not all(k in sd for k in VQ_KEYS):
-        raise CheckpointError(f"{name} is not the VQGAN f4 autoencoder: {describe(sd)}. Expected "
-                              "autoencoder_vq_f4.pth from the ResShift release (encoder.*, decoder.*, quantize.embedding.*)")
-    try:
+        raise CheckpointError(f"{name} is not the VQGAN f4 autoencoder: {describe(sd)}. It should hold {VQ_HOLDS}")
+    with sizes_from_weights(f"{name}: the VQ-f4 weights"):
         config = vq_config_from_weights(sd)
-    except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{name}: the VQ-f4 weights are incomplete (no {e})") from None
     module = VQModelF4(**config)
     try:
         check_keys("VQ-f4 autoencoder", module, sd)
@@ -133,5 +131,8 @@ def load_resshift(network_path: str, vae_path: str, preset: str = "auto"):
                                   f"{', '.join(PRESETS)}")
     elif preset not in PRESETS:
         raise CheckpointError(f"preset must be 'auto' or one of {', '.join(PRESETS)}, got {preset!r}")
-    model = build_resshift_model(load_network_state_dict(network_path), preset, name)
-    return model, load_vq_f4(vae_path), preset
+    with about_file(network_path):
+        model = build_resshift_model(load_network_state_dict(network_path), preset, name)
+    with about_file(vae_path):
+        vae = load_vq_f4(vae_path)
+    return model, vae, preset

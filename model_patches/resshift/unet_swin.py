@@ -14,6 +14,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock,
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
 from ...clear_errors import InputError
+from ..interrupt import check_before_every_layer
 from .swin import SwinLayer
 
 # configs/realsr_swinunet_realesrgan256*.yaml (v1, v2, v3 and SinSR share it)
@@ -25,13 +26,16 @@ REAL_CONFIG = {
 
 
 class UNetModelSwin(nn.Module):
+    network_name = "the ResShift / SinSR / TAD-SR network"  # for messages (Tiled Diffusion names it)
+
     def __init__(self, image_size, in_channels, lq_channels, model_channels, out_channels, num_res_blocks,
                  attention_resolutions, channel_mult, num_head_channels, swin_depth, swin_embed_dim, window_size,
                  mlp_ratio, dtype=None, device=None, operations=comfy.ops.disable_weight_init, **_ignored):
         super().__init__()
         self.dtype = dtype
         self.model_channels = model_channels
-        self.downsampling = 2 ** (len(channel_mult) - 1) * window_size  # input sides must be multiples of this
+        # input sides must be multiples of this (Tiled Diffusion reads it to refuse tiles the network cannot take)
+        self.side_multiple = 2 ** (len(channel_mult) - 1) * window_size
         emb_dim = model_channels * 4
         kw = {"dtype": dtype, "device": device, "operations": operations}
         self.time_embed = nn.Sequential(operations.Linear(model_channels, emb_dim, dtype=dtype, device=device), nn.SiLU(),
@@ -74,10 +78,13 @@ class UNetModelSwin(nn.Module):
                 self.output_blocks.append(TimestepEmbedSequential(*layers))
         self.out = nn.Sequential(operations.GroupNorm(32, ch, dtype=dtype, device=device), nn.SiLU(),
                                  operations.conv_nd(2, ch, out_channels, 3, padding=1, dtype=dtype, device=device))
+        # Cancel within seconds on a large or long-strip latent, where one step is long: a check before every
+        # layer, also on a ComfyUI without its own per-layer check
+        check_before_every_layer(self)
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options={}, **kwargs):
         """x: cat([x_t / sqrt(kappa^2 eta_t + 1), lq]); timesteps: the raw integer index t (no x1000)."""
-        side = self.downsampling
+        side = self.side_multiple
         if x.shape[-2] % side or x.shape[-1] % side:
             raise InputError(f"ResShift's network needs latent sides that are multiples of {side}, got "
                              f"{tuple(x.shape[-2:])}; pad the LR image with 'ResShift Prepare LR'")

@@ -12,6 +12,8 @@ from torch import nn
 import comfy.ops
 from comfy.ldm.modules.diffusionmodules.model import Decoder, Encoder
 
+from ..interrupt import make_vae_interruptible
+
 # configs/realsr_swinunet_realesrgan256*.yaml, autoencoder.params
 REAL_CONFIG = {"embed_dim": 3, "n_embed": 8192, "ddconfig": {
     "double_z": False, "z_channels": 3, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
@@ -37,6 +39,8 @@ class VQModelF4(nn.Module):
         self.quantize.embedding = nn.Embedding(n_embed, embed_dim)
         self.quant_conv = ops.Conv2d(ddconfig["z_channels"], embed_dim, 1)
         self.post_quant_conv = ops.Conv2d(embed_dim, ddconfig["z_channels"], 1)
+        # Cancel within seconds on large or long-strip images: a check per layer, the mid attention chunked
+        make_vae_interruptible(self)
 
     def encode(self, x):
         return self.quant_conv(self.encoder(x))

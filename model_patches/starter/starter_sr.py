@@ -20,9 +20,10 @@ import comfy.model_base
 import comfy.supported_models_base
 
 from ...clear_errors import CheckpointError
-from ..checkpoint_io import check_keys, describe, read_checkpoint, with_prefix
+from ..checkpoint_io import about_file, check_keys, describe, read_weights, with_prefix
 
 PREFIX = "timeaware_sr.starter."  # every tensor key; tells this file apart from any other layout
+HOLDS = f"the pack's starter model (starter_sr.safetensors, bundled with the pack): tensors named under {PREFIX}"
 UNET_CONFIG = dict(
     image_size=64, in_channels=6, out_channels=3, model_channels=32, num_res_blocks=[2, 2, 2], channel_mult=[1, 2, 2],
     transformer_depth=[0] * 6, transformer_depth_output=[0] * 9, transformer_depth_middle=-1, num_head_channels=32,
@@ -90,16 +91,17 @@ def load_starter(path: str):
     import comfy.model_patcher
     import comfy.sd
 
-    sd = read_checkpoint(path)
+    sd = read_weights(path, HOLDS)
     unet_sd = with_prefix(sd, PREFIX + "diffusion_model.")
     if not unet_sd:
         raise CheckpointError(f"{os.path.basename(path)} is the wrong model type for the starter SR loader: "
-                              f"{describe(sd)}. Expected keys under {PREFIX}")
+                              f"{describe(sd)}. It should hold {HOLDS}", file=path)
     config = StarterSRConfig(dict(UNET_CONFIG))
     config.set_inference_dtype(torch.float32, None)
     load_device = mm.get_torch_device()
     model = StarterSRModel(config, device=mm.unet_offload_device())
-    check_keys("starter UNet", model.diffusion_model, unet_sd)
+    with about_file(path):
+        check_keys("starter UNet", model.diffusion_model, unet_sd)
     model.diffusion_model.load_state_dict({k: v.float() for k, v in unet_sd.items()})
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
     vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)})

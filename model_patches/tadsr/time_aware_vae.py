@@ -12,6 +12,7 @@ from comfy.ldm.modules.diffusionmodules.model import Encoder, ResnetBlock, ops
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
 
 from ...samplers.tadsr_one_step import DEFAULT_T_S  # what stock VAE Encode uses on this VAE
+from ..interrupt import make_vae_interruptible
 
 TIME_PROJ_DIM = 128  # diffusers Timesteps(max(128, block_out_channels[0]))
 TIME_EMBED_DIM = 256  # TimeAwareEncoder's temb_channels
@@ -41,6 +42,7 @@ class TimeAwareEncoder(Encoder):
         for block in self.time_blocks():
             block.time_emb_proj = ops.Linear(time_embed_dim, 2 * block.out_channels)
             block.norm2.register_forward_hook(self._scale_shift_hook(block))
+        make_vae_interruptible(self)  # Cancel within seconds on a large image: a check per layer, attention chunked
 
     def time_blocks(self) -> list[ResnetBlock]:
         return [m for m in self.modules() if isinstance(m, ResnetBlock)]

@@ -9,13 +9,16 @@ import json
 import os
 
 from ...clear_errors import CheckpointError
-from ..checkpoint_io import read_checkpoint
+from ..checkpoint_io import describe, read_weights, sizes_from_weights, what_it_is
 from .lora import lora_scale, merge_lora_
 
 VAE_WEIGHT_FILES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 # the SD VAE structure ComfyUI's diffusers key table (4 levels x 2 blocks) and its Encoder cover
 SD_VAE_CONFIG = {"in_channels": 3, "out_channels": 3, "latent_channels": 4, "layers_per_block": 2,
                  "norm_num_groups": 32}
+VAE_PARTS = ("encoder.", "decoder.")  # a VAE's weights are under both; a missing key is check_keys' to name
+WEIGHTS_HOLD = ("the time-aware VAE: a diffusers AutoencoderKL's tensors (encoder.*, decoder.*, quant_conv.*, "
+                "post_quant_conv.*) with the encoder's time layers, as in TADSR's released time_vae/ folder")
 
 
 def ldm_vae_key(name: str) -> str:
@@ -44,31 +47,39 @@ def ldm_vae_state_dict(sd: dict) -> dict:
 
 
 def read_time_vae_folder(folder: str) -> tuple[dict, dict]:
-    """(config, diffusers state dict) of a `time_vae/` folder, with clear errors."""
+    """(config, diffusers state dict) of a `time_vae/` folder, with clear errors. Messages name the
+    folder by its name only (the loader node names its input and shows no local path)."""
+    name = os.path.basename(os.path.normpath(folder))
     if not os.path.isdir(folder):
-        raise CheckpointError(f"the time_vae folder {folder} does not exist; download TADSR's time_vae/ folder "
-                              f"(config.json + diffusion_pytorch_model.*) into models/tadsr/")
+        raise CheckpointError(f"{name} does not exist: the time_vae folder is not there; download TADSR's time_vae/ "
+                              f"folder (config.json + diffusion_pytorch_model.*) into models/tadsr/", file=folder)
     config_path = os.path.join(folder, "config.json")
     try:
         with open(config_path) as f:
             config = json.load(f)
     except FileNotFoundError:
-        raise CheckpointError(f"{folder} has no config.json; a diffusers time_vae/ folder holds config.json "
-                              f"and {' or '.join(VAE_WEIGHT_FILES)}") from None
+        raise CheckpointError(f"{name} has no config.json; a diffusers time_vae/ folder holds config.json "
+                              f"and {' or '.join(VAE_WEIGHT_FILES)}", file=folder) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"{config_path} is not valid JSON ({e})") from None
+        raise CheckpointError(f"{name}: its config.json is not valid JSON ({e})", file=folder) from None
     if not isinstance(config, dict):
-        raise CheckpointError(f"{config_path} holds a {type(config).__name__}, not a diffusers config")
+        raise CheckpointError(f"{name}: its config.json holds {what_it_is(config)}, not a diffusers config",
+                              file=folder)
     wrong = {k: config.get(k) for k, v in SD_VAE_CONFIG.items() if config.get(k, v) != v}
-    if len(config.get("block_out_channels", [])) != 4:
-        wrong["block_out_channels"] = config.get("block_out_channels")
+    blocks = config.get("block_out_channels", [])
+    if not isinstance(blocks, (list, tuple)) or len(blocks) != 4:
+        wrong["block_out_channels"] = blocks
     if wrong:
-        raise CheckpointError(f"{config_path} does not describe an SD VAE: {wrong} (expected {SD_VAE_CONFIG} and "
-                              f"4 block_out_channels)")
+        raise CheckpointError(f"{name}: its config.json does not describe an SD VAE: {wrong} (expected "
+                              f"{SD_VAE_CONFIG} and 4 block_out_channels)", file=folder)
     weights = next((os.path.join(folder, f) for f in VAE_WEIGHT_FILES if os.path.isfile(os.path.join(folder, f))), None)
     if weights is None:
-        raise CheckpointError(f"{folder} has no weights file; expected {' or '.join(VAE_WEIGHT_FILES)}")
-    return config, read_checkpoint(weights)
+        raise CheckpointError(f"{name} has no weights file; expected {' or '.join(VAE_WEIGHT_FILES)}", file=folder)
+    sd = read_weights(weights, WEIGHTS_HOLD)
+    if not all(any(k.startswith(part) for k in sd) for part in VAE_PARTS):
+        raise CheckpointError(f"{os.path.basename(weights)} is not a diffusers VAE: {describe(sd)}. It should hold "
+                              f"{WEIGHTS_HOLD}", file=weights)
+    return config, sd
 
 
 def time_aware_vae_weights(diffusers_sd: dict, ckpt: "TADSRCheckpoint") -> dict:
@@ -83,9 +94,11 @@ def time_aware_vae_weights(diffusers_sd: dict, ckpt: "TADSRCheckpoint") -> dict:
 def build_time_aware_vae(folder: str, ckpt: "TADSRCheckpoint"):
     _config, diffusers_sd = read_time_vae_folder(folder)
     try:
-        return time_aware_vae(diffusers_sd, ckpt)
+        with sizes_from_weights("the time-aware VAE weights"):
+            return time_aware_vae(diffusers_sd, ckpt)
     except CheckpointError as e:
-        raise CheckpointError(f"{folder}: {e}") from None
+        e.args, e.file = (f"{os.path.basename(os.path.normpath(folder))}: {e}",), folder
+        raise
 
 
 def time_aware_vae(diffusers_sd: dict, ckpt: "TADSRCheckpoint"):

@@ -9,11 +9,14 @@ import os
 from typing import NamedTuple
 
 from ...clear_errors import CheckpointError, InputError
-from ..checkpoint_io import check_keys, describe, read_checkpoint, strip_wrappers, with_prefix
+from ..checkpoint_io import (about_file, check_keys, describe, named_tensors, read_checkpoint, sizes_from_weights,
+                             strip_wrappers, with_prefix)
 from ..latent_hint_controlnet import LatentHintControlNet, build_latent_hint_controlnet
 from .adapters import ADAPTER_COUNT, TASRAdapters, adapter_channels, adapter_layout
 
 CONTROLNET, ADAPTERS = "checkpoint_controlnet", "checkpoint_adapter"
+HOLDS = (f"TASR's tasr_v1.pth: a dictionary with '{CONTROLNET}' (the ControlNet's tensors) and '{ADAPTERS}' (the 13 "
+         f"adapters' tensors), or a .safetensors copy with the same tensors named {CONTROLNET}.* and {ADAPTERS}.*")
 
 
 class SDVAEHintControlNet(LatentHintControlNet):
@@ -37,9 +40,11 @@ class TASRComponents(NamedTuple):
 
 def split_tasr_state_dict(sd: dict, name: str = "checkpoint") -> tuple[dict, dict]:
     """(ControlNet weights, adapter weights) of a TASR checkpoint, or a clear error saying what is wrong."""
-    if isinstance(sd.get(CONTROLNET), dict) or isinstance(sd.get(ADAPTERS), dict):
-        control, adapters = sd.get(CONTROLNET) or {}, sd.get(ADAPTERS) or {}
+    if sd.get(CONTROLNET) is not None or sd.get(ADAPTERS) is not None:  # the official nested layout
+        control, adapters = ({} if sd.get(part) is None else named_tensors(sd[part], f"{name}: its '{part}'", HOLDS)
+                             for part in (CONTROLNET, ADAPTERS))
     else:
+        sd = named_tensors(sd, name, HOLDS)
         control, adapters = with_prefix(sd, CONTROLNET + "."), with_prefix(sd, ADAPTERS + ".")
     control, adapters = strip_wrappers(control), strip_wrappers(adapters)
     bare_controlnet = "input_blocks.0.0.weight" in sd and "zero_convs.0.0.weight" in sd
@@ -49,8 +54,7 @@ def split_tasr_state_dict(sd: dict, name: str = "checkpoint") -> tuple[dict, dic
             f"tasr_v1.pth is a dict with '{CONTROLNET}' and '{ADAPTERS}'; a plain DiffBIR ControlNet is not enough")
     if not control and not adapters:
         raise CheckpointError(
-            f"{name} is not a TASR checkpoint: {describe(sd)}. TASR's tasr_v1.pth is a dict with '{CONTROLNET}' "
-            f"(the ControlNet) and '{ADAPTERS}' (the 13 adapters)")
+            f"{name} is not a TASR checkpoint: {describe(sd)}. It should hold {HOLDS}")
     if not control:
         raise CheckpointError(f"{name} holds TASR adapters but no ControlNet (no '{CONTROLNET}' part); it may be a "
                               f"partial export")
@@ -75,10 +79,8 @@ def build_adapters(adapter_sd: dict, control_model, device=None, dtype=None, ope
     """TASRAdapters from official weights, checked against the channel layout the ControlNet's UNet has."""
     import comfy.ops
 
-    try:
+    with sizes_from_weights("the TASR adapter weights"):
         channels, emb_channels = adapter_layout(adapter_sd)
-    except (KeyError, ValueError, IndexError) as e:
-        raise CheckpointError(f"the TASR adapter weights are incomplete: no {e}") from None
     expected = adapter_channels(control_model.model_channels, control_model.channel_mult, control_model.num_res_blocks)
     emb_expected = control_model.time_embed[-1].weight.shape[0]
     if channels != expected or emb_channels != emb_expected:
@@ -94,20 +96,27 @@ def build_adapters(adapter_sd: dict, control_model, device=None, dtype=None, ope
 
 
 def load_tasr(path: str) -> TASRComponents:
+    name = os.path.basename(path)
+    with about_file(path):
+        return _build(*split_tasr_state_dict(read_checkpoint(path, HOLDS), name), name)
+
+
+def _build(control_sd: dict, adapter_sd: dict, name: str) -> TASRComponents:
     import comfy.model_management as mm
     import comfy.model_patcher
 
-    name = os.path.basename(path)
-    control_sd, adapter_sd = split_tasr_state_dict(read_checkpoint(path), name)
     try:
         if "input_blocks.0.0.weight" not in control_sd:
             raise CheckpointError(f"the ControlNet weights are incomplete: no input_blocks.0.0.weight ({describe(control_sd)})")
-        loaded = build_latent_hint_controlnet(control_sd, None, controlled_model_config(control_sd))
+        with sizes_from_weights("the ControlNet weights"):
+            loaded = build_latent_hint_controlnet(control_sd, None, controlled_model_config(control_sd))
         control_net = SDVAEHintControlNet(loaded.control_model, None, loaded.load_device, loaded.manual_cast_dtype)
-        adapters = build_adapters(adapter_sd, loaded.control_model, dtype=loaded.control_model.dtype,
-                                  operations=_operations(loaded.manual_cast_dtype))
+        with sizes_from_weights("the TASR adapter weights"):
+            adapters = build_adapters(adapter_sd, loaded.control_model, dtype=loaded.control_model.dtype,
+                                      operations=_operations(loaded.manual_cast_dtype))
     except CheckpointError as e:
-        raise CheckpointError(f"{name}: {e}") from None
+        e.args = (f"{name}: {e}",)  # in place: a size error keeps its cause for the log
+        raise
     patcher = comfy.model_patcher.ModelPatcher(adapters, load_device=mm.get_torch_device(), offload_device=mm.unet_offload_device())
     return TASRComponents(control_net, patcher)
 

@@ -104,8 +104,8 @@ def prepare_whole_hint(cn, deferred: DeferredControl) -> torch.Tensor:
 def hint_ratio(hint: torch.Tensor, latent_size) -> int:
     ratio = hint.shape[-1] // latent_size[-1]
     if tuple(hint.shape[-2:]) != (latent_size[0] * ratio, latent_size[1] * ratio):
-        raise InputError(f"Tiled Diffusion: a ControlNet hint of size {tuple(hint.shape[-2:])} is not a whole multiple "
-                         f"of the latent size {tuple(latent_size)}, so it cannot be cropped per tile")
+        raise InputError(f"Tiled Diffusion (TimeAwareSR): a ControlNet hint of size {tuple(hint.shape[-2:])} is not a "
+                         f"whole multiple of the latent size {tuple(latent_size)}, so it cannot be cropped per tile")
     return ratio
 
 

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 import torch
 
 from ...clear_errors import InputError
+from ..interrupt import check_interrupt
 from .tile_grid import blend_window, tile_boxes
 from .tiled_control import DeferredControl, TiledControls, defer_controls
 
+NODE_NAME = "Tiled Diffusion (TimeAwareSR)"  # the node's display name (nodes/tiling.py), in every message
 WRAPPER_KEY = "timeaware_sr_tiled_diffusion"
 TILES_KEY = "tiled_diffusion_tiles"  # transformer_options during a tile batch: {"boxes": [...], "latent_size": (H, W)}
 
@@ -41,8 +43,29 @@ def check_overlap(tile_size, overlap) -> bool | str:
     """True, or why the overlap does not fit the tile (None: not known yet): tiles must advance. Each
     value's own range is the node's schema (nodes/tiling.py)."""
     if tile_size is not None and overlap is not None and overlap >= tile_size:
-        return f"overlap must be smaller than tile_size, got overlap {overlap} with tile_size {tile_size}"
+        return (f"overlap must be smaller than tile_size, got overlap {overlap} with tile_size {tile_size}: "
+                f"set overlap to {tile_size - 1} or less, or tile_size to {overlap + 1} or more")
     return True
+
+
+def check_tile_sides(boxes, latent_size, settings: TileSettings, network) -> None:
+    """Refuse tiles the model's network cannot take, naming the node and tile_size: a network with a
+    `side_multiple` (ResShift's Swin UNet: 2^levels x window) takes only sides that are multiples of it.
+    Only a side that tiling cut to tile_size is blamed on it; a latent side the network cannot take
+    untiled is the network's own error to give."""
+    multiple = getattr(network, "side_multiple", None)
+    if not isinstance(multiple, int) or multiple <= 1:
+        return
+    tile = settings.tile_size
+    cut = [side for side, whole in zip(boxes[0][2:], latent_size) if side == tile < whole]
+    if not any(side % multiple for side in cut):
+        return
+    lower = tile // multiple * multiple
+    examples = " or ".join(str(n) for n in (lower, lower + multiple) if n > 0)
+    what = getattr(network, "network_name", "this model's network")
+    raise InputError(f"{NODE_NAME}: tile_size {tile} cuts the {latent_size[0]}x{latent_size[1]} latent into tiles of "
+                     f"{boxes[0][2]}x{boxes[0][3]}, but {what} takes only sides that are multiples of {multiple} "
+                     f"latent pixels: set tile_size to a multiple of {multiple} (e.g. {examples})")
 
 
 def patch_tiled_diffusion(model, tile_size: int = 64, overlap: int = 16, blend: str = "gaussian", tile_batch: int = 4):
@@ -80,7 +103,7 @@ class TileBatch:
     def lay_out(self, v: torch.Tensor, crop: bool, ratio: int = 1, name: str = "tensor") -> torch.Tensor:
         if v.shape[0] != self.batch:
             if self.batch % v.shape[0]:
-                raise InputError(f"Tiled Diffusion: {name} has batch {v.shape[0]}, which does not divide the model "
+                raise InputError(f"{NODE_NAME}: {name} has batch {v.shape[0]}, which does not divide the model "
                                  f"batch {self.batch}")
             v = v.repeat(self.batch // v.shape[0], *([1] * (v.ndim - 1)))  # ComfyUI's convention: repeat per chunk
         per_chunk = self.batch // self.chunks
@@ -122,8 +145,9 @@ def _tiled_apply_model(settings: TileSettings, executor, x, t, c_concat=None, c_
         if isinstance(control, DeferredControl):
             control = control.whole()
         return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
+    check_tile_sides(boxes, (height, width), settings, getattr(executor.class_obj, "diffusion_model", None))
     if control is not None and not isinstance(control, DeferredControl):
-        raise InputError("Tiled Diffusion: this model call brought ControlNet outputs computed for the whole latent; "
+        raise InputError(f"{NODE_NAME}: this model call brought ControlNet outputs computed for the whole latent; "
                          "they cannot be split into tiles (was the model called outside ComfyUI's sampler?)")
     chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
     chunks = chunks if x.shape[0] % chunks == 0 else 1
@@ -134,6 +158,7 @@ def _tiled_apply_model(settings: TileSettings, executor, x, t, c_concat=None, c_
     out, norm = None, torch.zeros(1, 1, height, width, device=x.device, dtype=accumulate)
     try:
         for start in range(0, len(boxes), settings.tile_batch):
+            check_interrupt()  # per tile batch: one step of a large image is many network calls
             tiles = TileBatch(boxes[start:start + settings.tile_batch], x, chunks)
             x_t, t_t = tiles.lay_out(x, crop=True), tiles.lay_out(t, crop=False)
             options_t = tiles.transformer_options(transformer_options)

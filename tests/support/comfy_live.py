@@ -70,9 +70,29 @@ class Watched:
 
     def __init__(self):
         self.prompt_id, self.messages, self.frames = None, [], 0
+        # time.monotonic() when POST /interrupt was sent, when the prompt's last message came, and when each message came
+        self.interrupted_at = self.ended_at = None
+        self.received = []
+
+    def stop_latency(self) -> float | None:
+        """Seconds from sending POST /interrupt to the prompt's execution_interrupted (or other end)."""
+        if self.interrupted_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.interrupted_at
 
     def of_type(self, kind: str) -> list[dict]:
         return [m["data"] for m in self.messages if m.get("type") == kind]
+
+    def node_ended_at(self, node_id: str) -> float | None:
+        """time.monotonic() when the node was done: the first `executing` message of another node after it."""
+        started = False
+        for message, at in zip(self.messages, self.received):
+            if message.get("type") == "executing":
+                node = str((message.get("data") or {}).get("node"))
+                if started and node != str(node_id):
+                    return at
+                started = started or node == str(node_id)
+        return None
 
     def progress(self, node_id: str) -> list[tuple[int, int]]:
         """(value, max) of the progress messages for one node."""
@@ -194,10 +214,17 @@ class ComfyClient:
         """Queue, wait, return {node_id: outputs}; raises PromptRejected or ExecutionFailed."""
         return self.wait(self.queue(prompt), timeout)["outputs"]
 
-    def run_watched(self, prompt: dict, interrupt_at_step: int | None = None, timeout: float = 600) -> "Watched":
+    def run_watched(self, prompt: dict, interrupt_at_step: int | None = None, timeout: float = 600,
+                    interrupt_in_node: str | None = None, interrupt_after: float = 0.0,
+                    stop_within: float | None = None) -> "Watched":
         """Queue over this client's websocket, as the browser does, and record what the server sends
         for the prompt: its JSON messages and the count of binary (preview image) frames. With
-        interrupt_at_step, POST /interrupt once a progress message reaches that step."""
+        interrupt_at_step, POST /interrupt once a progress message reaches that step. With
+        interrupt_in_node, POST /interrupt `interrupt_after` seconds after the `executing` message that
+        names that node id (the node is then busy, unless it finished within the delay: check
+        execution_interrupted's node_id). Watched.interrupted_at / ended_at time the stop. With
+        stop_within, stop watching once the prompt still runs that many seconds after the interrupt
+        (ended_at stays None; the server is left busy, for the caller to report and give_up)."""
         import asyncio
 
         import aiohttp
@@ -209,7 +236,22 @@ class ComfyClient:
             async with aiohttp.ClientSession() as session, session.ws_connect(ws_url) as ws:
                 watched.prompt_id = await asyncio.to_thread(self.queue, prompt)
                 interrupted = False
-                async for msg in ws:
+                pending = []  # the delayed interrupt, kept referenced while it waits
+
+                async def interrupt(delay: float = 0.0):
+                    await asyncio.sleep(delay)
+                    watched.interrupted_at = time.monotonic()
+                    async with session.post(self.base_url + "/interrupt") as r:
+                        r.raise_for_status()
+
+                while True:
+                    if (stop_within is not None and watched.interrupted_at is not None
+                            and time.monotonic() > watched.interrupted_at + stop_within):
+                        break
+                    try:  # with stop_within, wake up twice a second to look at the clock
+                        msg = await ws.receive(timeout=0.5 if stop_within is not None else None)
+                    except asyncio.TimeoutError:
+                        continue
                     if msg.type == aiohttp.WSMsgType.BINARY:
                         watched.frames += 1
                         continue
@@ -220,13 +262,23 @@ class ComfyClient:
                     if data.get("prompt_id") not in (None, watched.prompt_id):
                         continue
                     watched.messages.append(message)
+                    watched.received.append(time.monotonic())
                     kind = message.get("type")
                     if kind == "progress" and interrupt_at_step and data["value"] >= interrupt_at_step and not interrupted:
                         interrupted = True
-                        async with session.post(self.base_url + "/interrupt") as r:
-                            r.raise_for_status()
+                        await interrupt()
+                    if (kind == "executing" and interrupt_in_node is not None and not interrupted
+                            and str(data.get("node")) == str(interrupt_in_node)):
+                        interrupted = True
+                        pending.append(asyncio.create_task(interrupt(interrupt_after)))
                     if kind in ("execution_success", "execution_error", "execution_interrupted"):
+                        watched.ended_at = time.monotonic()
                         break
+                for task in pending:  # the prompt ended first: no interrupt is left to land on a later prompt
+                    if not task.done():
+                        task.cancel()
+                    elif not task.cancelled() and task.exception() is not None:
+                        raise task.exception()
             return watched
 
         # Its own thread and event loop: a caller may already run one (playwright's sync API does).
