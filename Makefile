@@ -25,7 +25,7 @@ bench: dev-extras
 train-starter: dev-extras
 	$(PY) tools/train_starter_sr.py
 
-# README pictures (workflows/assets/): before/after, TSS maps, workflow screenshots; not part of test.
+# README pictures (workflows/assets/), then the help pages (which copy some of them); not part of test.
 docs: bootstrap
-	$(PY) tools/make_help_pages.py
 	$(PY) tools/make_docs.py
+	$(PY) tools/make_help_pages.py

@@ -35,3 +35,12 @@ def test_the_server_serves_each_page_where_the_frontend_looks(comfy):
         url = f"{comfy.base_url}/extensions/{pack_folder}/docs/{node_id}.md"
         with urllib.request.urlopen(url, timeout=30) as r:
             assert r.read().decode().startswith(f"# {info[node_id]['display_name']}\n"), node_id
+
+
+def test_the_pictures_a_page_shows_are_served_beside_it_as_the_readme_has_them(comfy):
+    pack_folder = comfy.object_info()["TimeAwareSR_RestoreSize"]["python_module"].split(".")[1]
+    for node_id, (name, _caption) in make_help_pages.PICTURES.items():
+        assert f"]({name})" in (make_help_pages.HELP_DIR / f"{node_id}.md").read_text(encoding="utf-8")
+        readme_copy = make_help_pages.PACK_DIR / "workflows" / "assets" / name
+        with urllib.request.urlopen(f"{comfy.base_url}/extensions/{pack_folder}/docs/{name}", timeout=30) as r:
+            assert r.read() == readme_copy.read_bytes(), f"{name}: the help panel's copy differs from the README's"

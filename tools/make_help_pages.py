@@ -10,6 +10,7 @@ renders them again and compares.
 """
 import pathlib
 import re
+import shutil
 import sys
 import tempfile
 
@@ -19,6 +20,18 @@ PREFIX = "TimeAwareSR_"
 SECTION = r"§\d+(?:\.\d+)*"
 DOCS_REF = re.compile(rf"docs/\w+\.md(?: {SECTION}(?:-{SECTION})?(?:, {SECTION}(?:-{SECTION})?)*)?")
 FILE_CHOICE = re.compile(r"(_name|time_vae)$")  # combos that list the files of a models/ folder: they vary by machine
+
+
+# Pictures where one helps: node id -> (a README picture in workflows/assets/, its caption). Copied next to the
+# pages, whose relative links the help panel resolves against the pages' folder.
+PICTURES = {
+    "TimeAwareSR_SDSVarianceMap": ("tss_maps.png", "A low-resolution input, its SDS variance map (white = textured) "
+                                   "and the timestep each pixel is at halfway through tss_starter_x4's steps."),
+    "TimeAwareSR_TSSSampler": ("tss_maps.png", "What TSS does: textured pixels (white in the variance map) are "
+                               "further along their own schedule (smaller t) than smooth ones."),
+    "TimeAwareSR_StarterModelLoader": ("before_after.jpg", "Bicubic x4, the starter model x4 (starter_sr_x4) and "
+                                       "the original, on a photo the model never saw."),
+}
 
 
 def docs_references() -> dict[str, list[str]]:
@@ -72,6 +85,9 @@ def render(node_id: str, info: dict, refs: list[str]) -> str:
     for slot, (kind, name) in enumerate(zip(info["output"], info["output_name"])):
         tip = tips[slot] if slot < len(tips) and tips[slot] else ""
         lines.append(f"- **{name}** ({kind if isinstance(kind, str) else 'COMBO'}): {_line(tip)}")
+    if node_id in PICTURES:
+        name, caption = PICTURES[node_id]
+        lines += ["", f"![{caption}]({name})", "", f"*{caption}*"]
     lines += ["", "## More", ""]
     if refs:
         lines.append("The equations and the choices behind this node, in the pack's folder: "
@@ -100,6 +116,8 @@ def main():
     HELP_DIR.mkdir(parents=True, exist_ok=True)
     for old in HELP_DIR.glob(f"{PREFIX}*.md"):
         old.unlink()
+    for name in {name for name, _caption in PICTURES.values()}:
+        shutil.copyfile(PACK_DIR / "workflows" / "assets" / name, HELP_DIR / name)
     for node_id, text in pages(info).items():
         (HELP_DIR / f"{node_id}.md").write_text(text, encoding="utf-8")
         print(f"wrote {HELP_DIR / node_id}.md")
