@@ -163,8 +163,8 @@ def pixelwise_starter(seed=9):
     return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
 
 
-def close(a, b):
-    return (a - b).abs().max().item() <= EXACT * max(1.0, b.abs().max().item())
+def close(a, b, tolerance=EXACT):
+    return (a - b).abs().max().item() <= tolerance * max(1.0, b.abs().max().item())
 
 
 # ---------------------------------------------------------------- exactness
@@ -202,7 +202,10 @@ def test_tss_maps_and_the_concat_latent_are_cropped_with_each_tile(tss_first):
     tiled = sample(patched, latent, neutral(), neutral(), sample_tss, 4, 1.0, options)
     flat = sample(model, latent, neutral(), neutral(), kds.sample_euler, 4, 1.0)
     assert (untiled - flat).abs().max() > 1e-2  # the per-pixel schedules matter
-    assert close(tiled, untiled)
+    # Four steps of per-pixel schedules carry the tiles' float32 rounding along: the difference is ~1e-6 of the
+    # image's range (it passed 1e-6 only barely, and failed now and then on a busy machine); a real tiling error
+    # is more than 1e-2 (as `flat` above).
+    assert close(tiled, untiled, tolerance=1e-5)
 
 
 @pytest.fixture(scope="module")
