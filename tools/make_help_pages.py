@@ -12,7 +12,6 @@ import pathlib
 import re
 import shutil
 import sys
-import tempfile
 
 PACK_DIR = pathlib.Path(__file__).resolve().parents[1]
 HELP_DIR = PACK_DIR / "web" / "docs"
@@ -107,12 +106,7 @@ def main():
     sys.path.insert(0, str(PACK_DIR / "tests"))
     from support import comfy_live
 
-    with tempfile.TemporaryDirectory() as work:
-        server = comfy_live.ComfyServer(pathlib.Path(work), {})
-        try:
-            info = server.start().object_info()
-        finally:
-            server.stop()
+    info = comfy_live.fresh_object_info()
     HELP_DIR.mkdir(parents=True, exist_ok=True)
     for old in HELP_DIR.glob(f"{PREFIX}*.md"):
         old.unlink()

@@ -10,7 +10,6 @@ Widget order comes from a live ComfyUI server, so the files match what the edito
 import json
 import pathlib
 import sys
-import tempfile
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))  # support/
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))  # workflow_builder, workflow_specs/
@@ -20,12 +19,7 @@ from workflow_specs import all_model_files, all_workflows, frontend_model_entry 
 
 
 def main():
-    with tempfile.TemporaryDirectory() as work:
-        server = comfy_live.ComfyServer(pathlib.Path(work), {})
-        try:
-            info = server.start().object_info()
-        finally:
-            server.stop()
+    info = comfy_live.fresh_object_info()
     entries = {name: frontend_model_entry(name, entry) for name, entry in all_model_files().items()}
     model_files = {name: entry for name, entry in entries.items() if entry is not None}
     for name, (nodes, titles, *note) in all_workflows().items():

@@ -302,6 +302,18 @@ class ComfyClient:
             return r.read()
 
 
+def fresh_object_info() -> dict:
+    """/object_info of a throwaway ComfyUI with the pack and no model files: what the tools build files from."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        server = ComfyServer(pathlib.Path(work), {})
+        try:
+            return server.start().object_info()
+        finally:
+            server.stop()
+
+
 class ComfyServer:
     """ComfyUI's main.py as a child process; always stopped by stop() (also on failure)."""
 
