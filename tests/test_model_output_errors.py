@@ -13,7 +13,7 @@ from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timest
 from timeaware_sr.samplers.dossr_schedule import dossr_sigmas
 from timeaware_sr.samplers.dossr_solver import sample_dossr
 from timeaware_sr.samplers.resshift_sampler import sample_resshift
-from timeaware_sr.samplers.tadsr_one_step import sample_tadsr_one_step, tadsr_sigmas
+from timeaware_sr.samplers.tadsr_one_step import TADSR_ATTACHMENT, sample_tadsr_one_step, tadsr_sigmas
 from timeaware_sr.samplers.tss_sampler import sample_tss
 
 
@@ -47,6 +47,8 @@ def test_a_model_with_nan_weights_is_named_at_its_first_step(sampler):
     elif sampler == "resshift":
         ksampler = comfy.samplers.KSAMPLER(sample_resshift)
     else:
+        model = model.clone()
+        model.set_attachments(TADSR_ATTACHMENT, True)  # as Load TADSR marks its MODEL (else refused before the step)
         ksampler = comfy.samplers.KSAMPLER(sample_tadsr_one_step)
         sigmas = tadsr_sigmas(model.get_model_object("model_sampling"), 500)
     name = type(model.model.model_config).__name__
