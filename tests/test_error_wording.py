@@ -259,21 +259,20 @@ def test_the_right_keys_with_tensors_of_another_shape_are_refused_in_words(model
     assert not PYTHON_INTERNALS.search(message) and str(tmp_path) not in message, message
 
 
-@pytest.mark.parametrize("part", list(TADSR_PARTS))
-def test_wrong_parts_of_tadsr_pkl_are_refused_in_words(models_root, tmp_path, part):
-    loader = LOADERS["TADSR tadsr_name"]
-    change, says = TADSR_PARTS[part]
-    message = refusal(loader, models_root, change(tf.tadsr_pkl_dict("tiny")))
-    assert message.startswith(f"{loader.display_name}: tadsr_name 'tadsr.pkl': {says}"), message
-    assert not PYTHON_INTERNALS.search(message) and str(tmp_path) not in message, message
+# (loader, how the message names the file, the file's content, what the message says next), per wrong part
+WRONG_PARTS = {**{f"tadsr-{part}": ("TADSR tadsr_name", "tadsr_name 'tadsr.pkl'",
+                                    lambda change=change: change(tf.tadsr_pkl_dict("tiny")), says)
+                  for part, (change, says) in TADSR_PARTS.items()},
+               **{f"tasr-{part}": ("TASR tasr_name", "tasr_name 'tasr_v1.pth'", lambda content=content: content, says)
+                  for part, (content, says) in TASR_PARTS.items()}}
 
 
-@pytest.mark.parametrize("part", list(TASR_PARTS))
-def test_wrong_parts_of_tasr_v1_are_refused_in_words(models_root, tmp_path, part):
-    loader = LOADERS["TASR tasr_name"]
-    content, says = TASR_PARTS[part]
-    message = refusal(loader, models_root, content)
-    assert message.startswith(f"{loader.display_name}: tasr_name 'tasr_v1.pth': {says}"), message
+@pytest.mark.parametrize("part", list(WRONG_PARTS))
+def test_wrong_parts_of_tadsr_pkl_and_tasr_v1_are_refused_in_words(models_root, tmp_path, part):
+    name, file_named, content, says = WRONG_PARTS[part]
+    loader = LOADERS[name]
+    message = refusal(loader, models_root, content())
+    assert message.startswith(f"{loader.display_name}: {file_named}: {says}"), message
     assert not PYTHON_INTERNALS.search(message) and str(tmp_path) not in message, message
 
 
