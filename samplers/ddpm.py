@@ -35,8 +35,8 @@ def model_timesteps(model_sampling, sigmas: torch.Tensor, method: str = "this sc
 
 def continuous_timestep(model_sampling, sigma: torch.Tensor) -> torch.Tensor:
     """Inverse of ModelSamplingDiscrete.sigma(t) (log-linear between integer t), for sigma > 0."""
-    log_sigmas = model_sampling.log_sigmas.double().cpu()
-    log_s = sigma.double().cpu().log().clamp(log_sigmas[0], log_sigmas[-1])
+    log_sigmas = model_sampling.log_sigmas.cpu().double()  # to the CPU first: MPS has no float64
+    log_s = sigma.cpu().double().log().clamp(log_sigmas[0], log_sigmas[-1])
     i = torch.searchsorted(log_sigmas, log_s).clamp(1, len(log_sigmas) - 1)
     low, high = log_sigmas[i - 1], log_sigmas[i]
     return (i - 1) + (log_s - low) / (high - low)

@@ -44,47 +44,75 @@ def sample_dossr(model, x, sigmas, extra_args=None, callback=None, disable=None,
             model_sampling = model.inner_model.model_patcher.get_model_object("model_sampling")
             check_start_at_t1(model_sampling, sigmas, t1)
             etas = etas_at_sigmas(model_sampling, sigmas, t1)
-        sigma, eta = list(sigmas.double().cpu()), list(etas.double().cpu())
-        steps = [(s, e, s / (1 - e)) for s, e in zip(sigma, eta)]
+        weights = scalar_step_weights(sigmas, etas, order)
 
-        def step_args(i):
-            return extra_args
+        def step(i):
+            return extra_args, weights[i]
     else:  # imported here: KSampler's list loads this module at start-up; the TSS code is heavier
         from .pixel_schedule import require_patched, variance_at_latent, with_sigma_map
 
         model_sampling = require_patched(model, "DoSSR sampler")
         check_start_at_t1(model_sampling, sigmas, t1)
-        steps = pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance_at_latent(variance, x), a_range, n_range)
+        maps, has_noise = pixel_step_weights(model_sampling, sigmas, t1, variance_at_latent(variance, x), a_range,
+                                             n_range, order, x.device)
 
-        def step_args(i):
-            return with_sigma_map(extra_args, steps[i][0].to(x.device, torch.float32))
+        def step(i):
+            sigma_map, w_x, w_hat, w_noise, *w_x0s = maps[i]
+            w_x, w_hat, w_noise, *w_x0s = (w.to(x.dtype) for w in (w_x, w_hat, w_noise, *w_x0s))  # no-ops in float32
+            return with_sigma_map(extra_args, sigma_map), (w_x, w_hat, w_x0s, w_noise if has_noise[i] else None)
     noise_sampler = default_noise_sampler(x, seed=extra_args.get("seed")) if noise_sampler is None else noise_sampler
     s_in = x.new_ones([x.shape[0]])
 
     x0_history = []  # newest first: x0_j, x0_{j+1}, x0_{j+2}
     for i in trange(len(sigmas) - 1, disable=disable):
-        denoised = model(x, sigmas[i] * s_in, **step_args(i))
+        args, (w_x, w_hat, w_x0s, w_noise) = step(i)
+        denoised = model(x, sigmas[i] * s_in, **args)
         require_finite_output(denoised, model, i, x)
         if callback is not None:
             callback({"x": x, "i": i, "sigma": sigmas[i], "sigma_hat": sigmas[i], "denoised": denoised})
         x0_history = [denoised] + x0_history[:2]
-        w_x, w_hat, w_x0s, w_noise = dos_step_weights(steps, i, min(order, len(x0_history)))
-        update = cast(w_x, x) * x + cast(w_hat, x) * x_hat0
-        for w, x0 in zip(w_x0s, x0_history):
-            update = update + cast(w, x) * x0
-        if (w_noise > 0).any():
-            update = update + cast(w_noise, x) * noise_sampler(sigmas[i], sigmas[i + 1])
+        update = w_x * x + w_hat * x_hat0
+        for w, x0 in zip(w_x0s, x0_history):  # the step's order is min(order, i + 1): one weight per x0 so far
+            update = update + w * x0
+        if w_noise is not None:
+            update = update + w_noise * noise_sampler(sigmas[i], sigmas[i + 1])
         x = update.to(x.dtype)
     return x
 
 
-def cast(weight, x):
-    """A float64 weight (formed in float64 because B = 1 - eta reaches ~1e-6) in x's dtype."""
-    return weight.to(x.device, x.dtype)
+def scalar_step_weights(sigmas, etas, order):
+    """Every step's weights (w_x, w_hat, [w_x0...], w_noise) as Python floats (w_noise None for a step
+    without noise), formed once on the CPU in float64 before the first step: the steps then multiply
+    tensors by numbers and create no tensor."""
+    sigma, eta = sigmas.cpu().double(), etas.cpu().double()  # to the CPU first: MPS has no float64
+    steps = [(s, e, s / (1 - e)) for s, e in zip(sigma, eta)]
+    weights = []
+    for i in range(len(sigmas) - 1):
+        w_x, w_hat, w_x0s, w_noise = dos_step_weights(steps, i, min(order, i + 1))
+        weights.append((float(w_x), float(w_hat), [float(w) for w in w_x0s], float(w_noise) if w_noise > 0 else None))
+    return weights
+
+
+def pixel_step_weights(model_sampling, sigmas, t1, variance, a_range, n_range, order, device):
+    """maps[i] = (sigma map, w_x, w_hat, w_noise, w_x0 x order) of step i as float32 maps on `device`
+    (w_x0 past the step's own order are 0), and has_noise[i] (whether step i adds noise anywhere). Formed on the CPU in float64 from the per-pixel
+    (sigma, eta, lambda) of pixel_sigmas_and_etas and moved in chunks (pixel_schedule.DeviceSteps)."""
+    from .pixel_schedule import DeviceSteps
+
+    steps = pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance, a_range, n_range)
+    has_noise = {}
+
+    def make(i):
+        w_x, w_hat, w_x0s, w_noise = dos_step_weights(steps, i, min(order, i + 1))
+        has_noise[i] = bool((w_noise > 0).any())
+        w_x0s = w_x0s + [torch.zeros(())] * (order - len(w_x0s))  # every step the same fields: one stack
+        return (steps[i][0], *(w.expand_as(w_noise) for w in (w_x, w_hat, w_noise, *w_x0s)))
+
+    return DeviceSteps(make, len(sigmas) - 1, device), has_noise
 
 
 def pixel_sigmas_and_etas(model_sampling, sigmas, t1, variance, a_range, n_range):
-    """steps[k] = per-pixel float64 (sigma, eta, lambda) maps (B×1×h×w), built when the step runs:
+    """steps[k] = per-pixel float64 (sigma, eta, lambda) CPU maps (B×1×h×w), built when first asked:
     the TDS remap of the scheduler's timesteps (pixel_schedule), with eta continued between integer
     timesteps (dossr_schedule.eta_at). A final sigma of 0 (final_clean) has sigma = eta = 0."""
     from .pixel_schedule import LazySteps, pixel_schedule

@@ -1,10 +1,15 @@
 """Per-pixel TDS schedules (TSS, docs/tss.md §1-2), shared by the TSS and DoSSR samplers.
 
 Each pixel follows its own TDS schedule t_k(i,j) = f(t_k; a(v_ij), n(v_ij)) over a sampler's
-timesteps t_k, with a(v), n(v) linear in the SDS variance map v. A step's maps are built when the
-step runs, so no input (steps, image size) makes memory grow with steps x pixels. Samplers call the
-model with the scalar sigma and put the pixel's sigma map in transformer_options, which the
-per-pixel timestep patch (model_patches/tss/spatial_timestep.py) reads.
+timesteps t_k, with a(v), n(v) linear in the SDS variance map v. Samplers call the model with the
+scalar sigma and put the pixel's sigma map in transformer_options, which the per-pixel timestep
+patch (model_patches/tss/spatial_timestep.py) reads.
+
+Where the maps live (docs/shared.md §8): they are formed on the CPU in float64 (MPS has no float64,
+and DoSSR's coefficients need it), cast and moved to the model's device in chunks of steps, one
+transfer per chunk (DeviceSteps). A chunk holds at most DEVICE_CHUNK_ELEMENTS map elements, so a
+run of any usual size is one chunk moved before its first step, and no input (steps, image size)
+makes memory grow with steps x pixels.
 """
 from collections.abc import Sequence
 
@@ -37,14 +42,45 @@ class LazySteps(Sequence):
         return self.cache[k]
 
 
+DEVICE_CHUNK_ELEMENTS = 2**24  # 64 MB of float32 maps on the device at most: one chunk for any usual run
+
+
+class DeviceSteps(Sequence):
+    """steps[k] = make(k) (a tuple of equally shaped CPU float64 maps), as float32 views on `device`.
+
+    Consecutive steps are made on the CPU and moved together in one transfer, as many per chunk as
+    fit DEVICE_CHUNK_ELEMENTS; only the current chunk is held. Samplers ask for steps in order, so a
+    run moves its maps ceil(steps / chunk) times, not once a step."""
+
+    def __init__(self, make, length: int, device, chunk_elements: int = DEVICE_CHUNK_ELEMENTS):
+        self.make, self.length, self.device, self.chunk_elements = make, length, device, chunk_elements
+        self.start, self.chunk = 0, None
+
+    def __len__(self):
+        return self.length
+
+    def __getitem__(self, k):
+        k = range(self.length)[k]
+        if self.chunk is None or not self.start <= k < self.start + len(self.chunk):
+            self.start, self.chunk = k, self._move(k)
+        return self.chunk[k - self.start].unbind(0)
+
+    def _move(self, k):
+        first = torch.stack(self.make(k)).float()
+        per_step = max(first.numel(), 1)
+        end = min(self.length, k + max(1, self.chunk_elements // per_step))
+        maps = [first] + [torch.stack(self.make(j)).float() for j in range(k + 1, end)]
+        return torch.stack(maps).to(self.device)
+
+
 def pixel_schedule(model_sampling, sigmas: torch.Tensor, timesteps: torch.Tensor, variance: torch.Tensor,
                    a_range, n_range) -> LazySteps:
     """schedule[k] = (t_map, sigma_map), float64 B×1×h×w: each pixel's TDS remap of timesteps[k] on
     the interval [timesteps[-1], timesteps[0]] (both ends shared by all pixels) and its sigma there;
     `variance` is B×1×h×w in [0, 1]. sigma_map is 0 where sigmas[k] is 0, and sigmas[k] itself when
     the interval is a single timestep. Maps are built when a step asks for them."""
-    t = timesteps.double().cpu()
-    v = variance.double().cpu()
+    t = timesteps.cpu().double()  # to the CPU first: MPS has no float64
+    v = variance.cpu().double()
     t_start, t_end = float(t[0]), float(t[-1])
     a = a_range[0] + v * (a_range[1] - a_range[0])
     n = n_range[0] + v * (n_range[1] - n_range[0])
@@ -59,7 +95,7 @@ def pixel_schedule(model_sampling, sigmas: torch.Tensor, timesteps: torch.Tensor
         if t_start == t_end or sigma <= 0:
             return torch.full_like(v, float(t[k])), torch.full_like(v, max(sigma, 0.0))
         t_map = tds_remap_interval(t[k], a, n, t_start, t_end)
-        return t_map, model_sampling.sigma(t_map.float().flatten()).double().cpu().view(v.shape)
+        return t_map, model_sampling.sigma(t_map.float().flatten()).cpu().double().view(v.shape)
 
     return LazySteps(maps, len(sigmas))
 

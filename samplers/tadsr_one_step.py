@@ -6,6 +6,8 @@ formula). In ComfyUI the model call at sigma = s_ts on x returns denoised = x - 
 UNet fed x / sqrt(1 + s^2). So x = z_L * sqrt(1 + s^2) = z_L / sqrt(abar) feeds it z_L, and
 x0 = x - (x - denoised) / s. CFG mixes denoised linearly, so it mixes f the same way.
 """
+import math
+
 import torch
 
 from ..clear_errors import InputError, require_finite_output
@@ -58,7 +60,7 @@ def sample_tadsr_one_step(model, x, sigmas, extra_args=None, callback=None, disa
     extra_args = {} if extra_args is None else extra_args
     s = sigmas[0]
     z = lr_latent(model, "TADSR One-Step", "from 'TADSR Encode'").to(x)
-    x = z * torch.sqrt(1 + s.double() ** 2).to(x.dtype)  # z_L / sqrt(abar_ts): the UNet input is z_L
+    x = z * math.sqrt(1 + float(s) ** 2)  # z_L / sqrt(abar_ts): the UNet input is z_L (a number: no float64 tensor)
     denoised = model(x, s * x.new_ones([x.shape[0]]), **extra_args)
     require_finite_output(denoised, model, 0, x)
     x0 = x - (x - denoised) / s  # z_L / sqrt(abar) - f

@@ -12,7 +12,7 @@ from tqdm.auto import trange
 from ..clear_errors import InputError, require_finite_output
 from .ddpm import continuous_timestep
 from .preview_shape import require_previewable
-from .pixel_schedule import pixel_schedule, require_patched, variance_at_latent, with_sigma_map
+from .pixel_schedule import DeviceSteps, pixel_schedule, require_patched, variance_at_latent, with_sigma_map
 from .tds_schedule import SDS_N_RANGE, TSS_A_RANGE
 
 BASES = ("euler", "dpmpp_2m")
@@ -42,10 +42,11 @@ def sample_tss(model, x, sigmas, extra_args=None, callback=None, disable=None, v
         model_sampling = require_patched(model)
     schedule = pixel_schedule(model_sampling, sigmas, tss_timesteps(model_sampling, sigmas),
                               variance_at_latent(variance, x), a_range, n_range)
+    sigma_maps = DeviceSteps(lambda k: schedule[k][1:], len(sigmas), x.device)  # float32, moved in chunks
     s_in = x.new_ones([x.shape[0]])
     old_denoised, h_last = None, None
     for i in trange(len(sigmas) - 1, disable=disable):
-        S, S_next = (schedule[j][1].to(x.device, torch.float32) for j in (i, i + 1))
+        (S,), (S_next,) = sigma_maps[i], sigma_maps[i + 1]
         denoised = model(x, sigmas[i] * s_in, **with_sigma_map(extra_args, S))
         require_finite_output(denoised, model, i, x)
         if callback is not None:

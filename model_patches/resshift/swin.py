@@ -19,14 +19,14 @@ def relative_position_index(window: int) -> torch.Tensor:
     return rel[..., 0] * (2 * window - 1) + rel[..., 1]
 
 
-def shifted_window_mask(height: int, width: int, window: int, shift: int) -> torch.Tensor:
+def shifted_window_mask(height: int, width: int, window: int, shift: int, device=None) -> torch.Tensor:
     """(windows, w^2, w^2) additive mask (0 / -100) for the shifted windows, exactly as ResShift computes it.
 
     ResShift's `calculate_mask` fills a 1x1xHxW tensor as if it were 1xHxWx1 and transposes each window
     when flattening it. The effect, which the released weights were trained with: a token's region label
     depends only on the image row given by its column inside the window. That mask is reproduced here.
     """
-    label = torch.zeros(height)
+    label = torch.zeros(height, device=device)  # made where the attention runs: no copy per input size
     label[height - window:height - shift] = 1
     label[height - shift:] = 2
     rows = label.view(height // window, 1, window)  # (row of windows, 1, position inside the window)
@@ -76,7 +76,7 @@ class SwinBlock(nn.Module):
     def mask(self, h, w, device):
         key = (h, w, str(device))
         if key not in self._masks:
-            self._masks = {key: shifted_window_mask(h, w, self.window, self.shift).to(device)}
+            self._masks = {key: shifted_window_mask(h, w, self.window, self.shift, device)}
         return self._masks[key]
 
     def forward(self, x):
