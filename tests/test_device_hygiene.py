@@ -64,6 +64,16 @@ def dossr_tss(steps):
     return model, lambda: sample(model, comfy.samplers.KSAMPLER(sample_dossr, options), sigmas, lr())
 
 
+def dossr_tiled(steps):
+    """DoSSR through Tiled Diffusion: 8x8 latent tiles with overlap over a 16x16 latent."""
+    from timeaware_sr.model_patches.tiling.tiled_model import patch_tiled_diffusion
+
+    model = patch_tiled_diffusion(sd_model(), tile_size=8, overlap=2, tile_batch=2)
+    sigmas = dossr_sigmas(model.get_model_object("model_sampling"), steps)
+    return model, lambda: sample(model, comfy.samplers.KSAMPLER(sample_dossr, {"order": 3}), sigmas,
+                                 lr((1, 4, 16, 16)))
+
+
 def tss(base):
     def build(steps):
         from timeaware_sr.model_patches.tss.spatial_timestep import patch_spatial_timesteps
@@ -119,7 +129,7 @@ def starter(steps):
                                                      disable_pbar=True)
 
 
-MULTI_STEP = {"dossr": dossr, "dossr_tss": dossr_tss, "tss_euler": tss("euler"), "tss_dpmpp_2m": tss("dpmpp_2m"),
+MULTI_STEP = {"dossr": dossr, "dossr_tss": dossr_tss, "dossr_tiled": dossr_tiled, "tss_euler": tss("euler"), "tss_dpmpp_2m": tss("dpmpp_2m"),
               "resshift": resshift, "tasr": tasr, "starter": starter}
 
 

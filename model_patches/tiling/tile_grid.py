@@ -30,18 +30,19 @@ def tile_boxes(height: int, width: int, tile: int, overlap: int) -> list[tuple[i
     return [(y, x, th, tw) for y in tile_starts(height, tile, overlap) for x in tile_starts(width, tile, overlap)]
 
 
-def blend_window(height: int, width: int, blend: str) -> torch.Tensor:
-    """The tile's weight per pixel, height x width, float32."""
+def blend_window(height: int, width: int, blend: str, device=None) -> torch.Tensor:
+    """The tile's weight per pixel, height x width, float32, made on `device` (the model's: it is used in
+    every step, so it is not copied there each time)."""
     if blend == "uniform":
-        return torch.ones(height, width)
+        return torch.ones(height, width, device=device)
     if blend != "gaussian":
         raise InputError(f"blend must be one of {list(BLENDS)}, got {blend!r}")
-    return _gaussian_1d(height)[:, None] * _gaussian_1d(width)[None, :]
+    return _gaussian_1d(height, device)[:, None] * _gaussian_1d(width, device)[None, :]
 
 
-def _gaussian_1d(length: int) -> torch.Tensor:
-    offset = (torch.arange(length, dtype=torch.float64) - (length - 1) / 2) / length
-    return torch.exp(-offset * offset / (2 * GAUSSIAN_VARIANCE)).float()
+def _gaussian_1d(length: int, device=None) -> torch.Tensor:
+    offset = (torch.arange(length, dtype=torch.float32, device=device) - (length - 1) / 2) / length
+    return torch.exp(-offset * offset / (2 * GAUSSIAN_VARIANCE))
 
 
 def overlap_share(height: int, width: int, tile: int, overlap: int) -> float:

@@ -152,9 +152,10 @@ def _tiled_apply_model(settings: TileSettings, executor, x, t, c_concat=None, c_
     chunks = len(transformer_options.get("cond_or_uncond", [])) or 1
     chunks = chunks if x.shape[0] % chunks == 0 else 1
     controls = TiledControls(control) if control is not None else None
-    # A pixel may sum many tiles: accumulate in float64 (latent-sized, cheap) where the device has it.
-    accumulate = torch.float32 if x.device.type == "mps" else torch.float64
-    window = blend_window(boxes[0][2], boxes[0][3], settings.blend).to(x.device, accumulate)
+    # A pixel sums at most a few tiles' weighted outputs: float32 keeps them to ~1e-7 and works on every
+    # device (MPS has no float64); a half-precision network's outputs are summed in float32 too.
+    accumulate = torch.promote_types(x.dtype, torch.float32)
+    window = blend_window(boxes[0][2], boxes[0][3], settings.blend, x.device).to(accumulate)
     out, norm = None, torch.zeros(1, 1, height, width, device=x.device, dtype=accumulate)
     try:
         for start in range(0, len(boxes), settings.tile_batch):
