@@ -32,12 +32,23 @@ def build_unet(unet_sd: dict, model_type=None):
 
     params = comfy.utils.calculate_parameters(unet_sd)
     load_device = mm.get_torch_device()
-    dtype = mm.unet_dtype(model_params=params, supported_dtypes=list(model_config.supported_inference_dtypes))
-    model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, model_config.supported_inference_dtypes))
+    dtype = set_comfy_inference_dtype(model_config, params, load_device)
     model = comfy.model_base.BaseModel(model_config, model_type=model_type, device=mm.unet_inital_load_device(params, dtype))
     check_keys("UNet", model.diffusion_model, unet_sd)
     model.diffusion_model.load_state_dict(unet_sd)
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
+
+
+def set_comfy_inference_dtype(model_config, params: int, load_device):
+    """The weight dtype and per-op cast ComfyUI's own loaders give a diffusion network (--fp16-unet,
+    --bf16-unet, or what the GPU supports, among model_config.supported_inference_dtypes), set on
+    model_config; returns the weight dtype."""
+    import comfy.model_management as mm
+
+    supported = list(model_config.supported_inference_dtypes)
+    dtype = mm.unet_dtype(model_params=params, supported_dtypes=supported)
+    model_config.set_inference_dtype(dtype, mm.unet_manual_cast(dtype, load_device, supported))
+    return dtype
 
 
 def vae_ddconfig(vae_sd: dict) -> tuple[dict, int]:

@@ -85,8 +85,10 @@ def build_resshift_model(sd: dict, preset_name: str, name: str = "network"):
     """A ModelPatcher around ResShiftModel, weights checked key for key and shape for shape."""
     import comfy.model_management as mm
     import comfy.model_patcher
+    import comfy.utils
 
-    from .model import ResShiftModel
+    from ..sd_components import set_comfy_inference_dtype
+    from .model import ResShiftConfig, ResShiftModel
 
     with sizes_from_weights(f"{name}: the ResShift network weights"):
         config = unet_config_from_weights(sd)
@@ -94,7 +96,9 @@ def build_resshift_model(sd: dict, preset_name: str, name: str = "network"):
         raise CheckpointError(f"{name}: its first convolution takes {config['in_channels'] + LQ_CHANNELS} channels; a "
                               f"ResShift x4 network takes {REAL_CONFIG['in_channels'] + LQ_CHANNELS} (latent + LR image)")
     load_device = mm.get_torch_device()
-    model = ResShiftModel(config, preset_name, PRESETS[preset_name], device=mm.unet_offload_device())
+    model_config = ResShiftConfig(config)
+    set_comfy_inference_dtype(model_config, comfy.utils.calculate_parameters(sd), load_device)
+    model = ResShiftModel(model_config, preset_name, PRESETS[preset_name], device=mm.unet_offload_device())
     try:
         check_keys("ResShift network", model.diffusion_model, sd)
     except CheckpointError as e:

@@ -62,7 +62,7 @@ class ResShiftSampling(torch.nn.Module):
         return dists.abs().argmin(dim=0).view(sigma.shape).to(sigma.device)
 
     def sigma(self, timestep):
-        t = timestep.float().clamp(0, len(self.sigmas) - 1)
+        t = timestep.float().to(self.log_sigmas.device).clamp(0, len(self.sigmas) - 1)  # as ModelSamplingDiscrete
         low = t.floor().long()
         high = t.ceil().long()
         w = t.frac()
@@ -92,14 +92,16 @@ class ResShiftSampling(torch.nn.Module):
 class ResShiftConfig(comfy.supported_models_base.BASE):
     latent_format = VQF4Latent
     unet_extra_config = {}
-    supported_inference_dtypes = [torch.float32]  # ResShift runs its network in fp32 (use_fp16: False)
+    # ComfyUI picks among these as for any diffusion network (--fp16-unet, --bf16-unet, the GPU): the official
+    # inference runs this network under fp16 autocast (use_amp, docs/resshift.md §6.8) although its
+    # config says use_fp16: False, so half precision is what its authors ran on a GPU.
+    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
     memory_usage_factor = 4.0
 
 
 class ResShiftModel(comfy.model_base.BaseModel):
-    def __init__(self, unet_config: dict, preset_name: str, preset: dict, device=None):
-        config = ResShiftConfig(unet_config)
-        config.set_inference_dtype(torch.float32, None)
+    def __init__(self, config: ResShiftConfig, preset_name: str, preset: dict, device=None):
+        """config: a ResShiftConfig whose inference dtype is set (sd_components.set_comfy_inference_dtype)."""
         super().__init__(config, comfy.model_base.ModelType.EPS, device=device, unet_model=UNetModelSwin)
         self.model_sampling = ResShiftSampling(preset_name, preset)  # replaces the EPS placeholder
 

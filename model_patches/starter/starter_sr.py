@@ -43,7 +43,8 @@ class StarterSRConfig(comfy.supported_models_base.BASE):
     unet_config = UNET_CONFIG
     unet_extra_config = {}
     latent_format = PixelRGB
-    supported_inference_dtypes = [torch.float32]
+    # ComfyUI picks among these as for any UNet (--fp16-unet, --bf16-unet, the GPU); the file itself is fp16
+    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
 
 
 class StarterSRModel(comfy.model_base.BaseModel):
@@ -90,6 +91,9 @@ def load_starter(path: str):
     import comfy.model_management as mm
     import comfy.model_patcher
     import comfy.sd
+    import comfy.utils
+
+    from ..sd_components import set_comfy_inference_dtype
 
     sd = read_weights(path, HOLDS)
     unet_sd = with_prefix(sd, PREFIX + "diffusion_model.")
@@ -97,12 +101,12 @@ def load_starter(path: str):
         raise CheckpointError(f"{os.path.basename(path)} is the wrong model type for the starter SR loader: "
                               f"{describe(sd)}. It should hold {HOLDS}", file=path)
     config = StarterSRConfig(dict(UNET_CONFIG))
-    config.set_inference_dtype(torch.float32, None)
     load_device = mm.get_torch_device()
+    set_comfy_inference_dtype(config, comfy.utils.calculate_parameters(unet_sd), load_device)
     model = StarterSRModel(config, device=mm.unet_offload_device())
     with about_file(path):
         check_keys("starter UNet", model.diffusion_model, unet_sd)
-    model.diffusion_model.load_state_dict({k: v.float() for k, v in unet_sd.items()})
+    model.diffusion_model.load_state_dict(unet_sd)  # cast to the weights' dtype on copy
     patcher = comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=mm.unet_offload_device())
     vae = comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)})
     conditioning = [[torch.zeros(1, 1, 1), {}]]  # no text: the LR image is the only condition
