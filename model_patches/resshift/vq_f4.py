@@ -46,8 +46,8 @@ class VQModelF4(nn.Module):
         return self.quant_conv(self.encoder(x))
 
     def decode(self, z, quantize: bool = True):
-        if quantize:
-            z = nearest_code(z, self.quantize.embedding.weight)
+        if quantize:  # the codebook is read directly, not through a layer: partial loading leaves it offloaded
+            z = nearest_code(z, self.quantize.embedding.weight.to(z.device))
         return self.decoder(self.post_quant_conv(z))
 
 

@@ -318,11 +318,15 @@ class ComfyServer:
     """ComfyUI's main.py as a child process; always stopped by stop() (also on failure)."""
 
     def __init__(self, workdir: pathlib.Path, model_folders: dict[str, pathlib.Path], comfy_dir: pathlib.Path | None = None,
-                 test_models: bool = True):
+                 test_models: bool = True, extra_args: list[str] | None = None, env: dict[str, str] | None = None):
         """test_models: load comfy_test_plugin, so stock loaders accept the factories' tiny SD files
-        (support/test_size_models.py); the demo runs without it, as a user's ComfyUI does."""
+        (support/test_size_models.py); the demo runs without it, as a user's ComfyUI does.
+        extra_args: more main.py flags (e.g. ["--cache-none"]), appended after the harness's own; env: more
+        environment variables for the server (e.g. a test plugin's setting)."""
         self.comfy_dir = comfy_dir or comfyui_dir()
         self.test_models = test_models
+        self.extra_args = list(extra_args or [])
+        self.extra_env = dict(env or {})
         self.workdir = pathlib.Path(workdir)
         self.model_folders = model_folders
         self.log_path = self.workdir / "server.log"
@@ -358,9 +362,10 @@ class ComfyServer:
             "--user-directory", str(self.workdir / "user"), "--temp-directory", str(self.workdir / "temp"),
             "--extra-model-paths-config", str(self._write_extra_model_paths()),
             "--disable-auto-launch", "--preview-method", "latent2rgb",
+            *self.extra_args,
         ]
         self._log = open(self.log_path, "w")
-        env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="")
+        env = dict(os.environ, PYTHONUNBUFFERED="1", CUDA_VISIBLE_DEVICES="", **self.extra_env)
         self.proc = subprocess.Popen(cmd, cwd=self.comfy_dir, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
         self.client = ComfyClient(f"http://127.0.0.1:{port}", self.workdir / "output", self.workdir / "input")
