@@ -2,7 +2,7 @@
 # Both build .venv/ and .comfyui/ first (once). COMFYUI_DIR=/path/to/ComfyUI uses that ComfyUI.
 PY := .venv/bin/python
 
-.PHONY: bootstrap demo test bench train-starter dev-extras docs
+.PHONY: bootstrap demo test bench train-starter dev-extras docs gpu-check
 bootstrap:
 	@bash .ci/bootstrap.sh
 
@@ -21,6 +21,11 @@ bench: dev-extras
 	$(PY) tools/benchmarks/bench_dossr.py
 	$(PY) tools/benchmarks/bench_tss.py
 	$(PY) tools/benchmarks/bench_starter_quality.py
+
+# The one device check (issue 26): every method at real SD 2.1 size on one GPU, one table, gpu_check.json;
+# at most 8 minutes on an H100. GPU_CHECK_ARGS="--device cpu --quick" runs it end to end on a CPU.
+gpu-check: bootstrap
+	$(PY) tools/gpu_check.py $(GPU_CHECK_ARGS)
 
 train-starter: dev-extras
 	$(PY) tools/train_starter_sr.py

@@ -52,10 +52,10 @@ def split_dossr_state_dict(sd: dict, name: str = "checkpoint") -> dict:
 def load_dossr(path: str) -> DoSSRComponents:
     name = os.path.basename(path)
     with about_file(path):
-        return _build(split_dossr_state_dict(read_weights(path, HOLDS), name), name)
+        return build_dossr(split_dossr_state_dict(read_weights(path, HOLDS), name), name)
 
 
-def _build(parts: dict, name: str) -> DoSSRComponents:
+def build_dossr(parts: dict, name: str) -> DoSSRComponents:
     import comfy.model_base
 
     try:

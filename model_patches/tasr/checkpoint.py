@@ -98,10 +98,10 @@ def build_adapters(adapter_sd: dict, control_model, device=None, dtype=None, ope
 def load_tasr(path: str) -> TASRComponents:
     name = os.path.basename(path)
     with about_file(path):
-        return _build(*split_tasr_state_dict(read_checkpoint(path, HOLDS), name), name)
+        return build_tasr(*split_tasr_state_dict(read_checkpoint(path, HOLDS), name), name)
 
 
-def _build(control_sd: dict, adapter_sd: dict, name: str) -> TASRComponents:
+def build_tasr(control_sd: dict, adapter_sd: dict, name: str) -> TASRComponents:
     import comfy.model_management as mm
     import comfy.model_patcher
 
