@@ -5,6 +5,7 @@ on an idle server instead of timing out behind it (on a busy machine one slow pr
 every later live test fail)."""
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -66,6 +67,9 @@ def test_a_watched_prompt_that_outlasts_its_wait_is_stopped_too(comfy, image_nod
 def test_a_test_that_left_the_server_busy_is_cleaned_up_before_the_next(comfy, image_node):
     """What the autouse fixture live_server_starts_idle does between tests."""
     comfy.queue(slow_prompt(image_node, "left_behind"))
+    deadline = time.monotonic() + 60  # the server takes the prompt from pending to running on its own time
+    while not comfy.queue_state()[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
     note = comfy.ensure_idle()
     assert note and note.startswith("an earlier test left the server busy; the server was running prompt")
     assert comfy.queue_state() == ([], []) and comfy.ensure_idle() is None
