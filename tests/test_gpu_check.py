@@ -69,7 +69,7 @@ def test_a_method_that_does_not_run_fails_the_check(tmp_path):
     assert "DID NOT RUN" not in table_row(run.stdout, "TADSR")
 
 
-def test_missing_cuda_and_unknown_methods_fail_with_a_reason(tmp_path):
+def test_missing_cuda_unknown_methods_and_bad_repeats_fail_with_a_reason(tmp_path):
     out = tmp_path / "gpu_check.json"
     run = gpu_check("--device", "cuda", "--quick", "--json", str(out), env={"CUDA_VISIBLE_DEVICES": ""})
     assert run.returncode != 0
@@ -77,3 +77,5 @@ def test_missing_cuda_and_unknown_methods_fail_with_a_reason(tmp_path):
     assert len(json.loads(out.read_text())["failures"]) == len(ROWS)
     run = gpu_check("--device", "cpu", "--quick", "--only", "NoSuchMethod", "--json", str(out))
     assert run.returncode != 0 and "invalid choice: 'NoSuchMethod'" in run.stderr
+    run = gpu_check("--device", "cpu", "--quick", "--repeats", "0", "--json", str(out))
+    assert run.returncode != 0 and "--repeats: must be a whole number of at least 1, got '0'" in run.stderr, run.stderr

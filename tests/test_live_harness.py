@@ -69,7 +69,7 @@ def test_a_test_that_left_the_server_busy_is_cleaned_up_before_the_next(comfy, i
     comfy.queue(slow_prompt(image_node, "left_behind"))
     deadline = time.monotonic() + 60  # the server takes the prompt from pending to running on its own time
     while not comfy.queue_state()[0] and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.05)  # a /queue poll: the answer is the event waited on
     note = comfy.ensure_idle()
     assert note and note.startswith("an earlier test left the server busy; the server was running prompt")
     assert comfy.queue_state() == ([], []) and comfy.ensure_idle() is None

@@ -566,13 +566,19 @@ def table_lines(rows) -> list[str]:
     return [fmt(head), "-+-".join("-" * w for w in widths), *map(fmt, lines)]
 
 
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     ap.add_argument("--quick", action="store_true", help="tiny test-size weights, small images, 1-2 steps")
     ap.add_argument("--json", default="gpu_check.json", help="where the table goes as JSON")
     ap.add_argument("--only", choices=METHODS, action="append", help="run this method only (repeatable; debugging)")
-    ap.add_argument("--repeats", type=int, help="timed runs per method after the warm-up (default 3, --quick 1)")
+    ap.add_argument("--repeats", type=positive_int, help="timed runs per method after the warm-up (default 3, --quick 1)")
     ap.add_argument("--inject-failure", metavar="METHOD", choices=METHODS,
                     help="make METHOD raise, to test that a method that does not run fails the check")
     return ap.parse_args()
